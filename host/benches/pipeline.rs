@@ -1,0 +1,272 @@
+//! The batch pipeline's speed: the retail transform in wasm against the same logic as native
+//! Rust, and each stage on its own, on 10,000 generated ~1 KB retail events. Ratios come from
+//! one run on one machine, so they compare like with like.
+//!
+//! Run with `cargo bench -p weir-host` after building the retail transform for wasm32-wasip1
+//! (`scripts/test` or `scripts/demo` do). Single-threaded throughout: figures are per core.
+
+use std::hint::black_box;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use weir::failure::Failure;
+use weir::pipeline::{PipelineConfig, encode_batch, transform_batch};
+use weir::record::{Batch, Record, Timestamp};
+use weir::sequence::Position;
+use weir::transform::{Output, RecordTransform, TransformLimits, WasmTransform};
+
+const EVENTS: usize = 10_000;
+const BATCH: usize = 1_000;
+const SECTIONS: [&str; 6] = [
+    "Electronics",
+    "Beauty-Products",
+    "Home-Decor",
+    "Books",
+    "Garden",
+    "Toys & Games",
+];
+
+fn main() {
+    let wasm_path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip1/release/retail.wasm");
+    let module = std::fs::read(&wasm_path).unwrap_or_else(|e| {
+        panic!("{}: {e}; build it first: cargo build --release --target wasm32-wasip1 -p weir-transform-retail", wasm_path.display())
+    });
+    let wasm = WasmTransform::from_bytes("retail", &module, TransformLimits::default())
+        .expect("retail loads");
+    let id = wasm.id().clone();
+    let ndjson = generate(EVENTS);
+    let batches = decode(&ndjson);
+    let bytes = ndjson.len();
+    println!(
+        "{EVENTS} events, {:.0} bytes each, batches of {BATCH}\n",
+        bytes as f64 / EVENTS as f64
+    );
+    let config = PipelineConfig::default();
+
+    let decode_t = measure(|| black_box(decode(&ndjson)).len());
+    let transform_wasm = measure_sessions(&batches, || wasm.session());
+    let transform_native = measure_sessions(&batches, Native::default);
+    let group = measure(|| {
+        batches
+            .iter()
+            .map(|b| {
+                transform_batch(b, &mut Replay::recorded(b), &config)
+                    .groups
+                    .len()
+            })
+            .sum()
+    }) - measure(|| {
+        batches
+            .iter()
+            .map(|b| Replay::recorded(b).outputs.len())
+            .sum()
+    });
+    let sorted: Vec<_> = batches
+        .iter()
+        .map(|b| transform_batch(b, &mut wasm.session(), &config))
+        .collect();
+    let encode_at = |level| {
+        measure(|| {
+            batches
+                .iter()
+                .zip(&sorted)
+                .map(|(b, s)| encode_batch(b, s, &id, level).len())
+                .sum()
+        })
+    };
+    let (encode_1, encode_6) = (encode_at(1), encode_at(6));
+    let pipeline = |transform: &mut dyn FnMut() -> Box<dyn RecordTransform + '_>| {
+        measure(|| {
+            batches
+                .iter()
+                .map(|b| {
+                    let sorted = transform_batch(b, &mut *transform(), &config);
+                    encode_batch(b, &sorted, &id, config.gzip_level).len()
+                })
+                .sum()
+        })
+    };
+    let pipeline_wasm = pipeline(&mut || Box::new(wasm.session()));
+    let pipeline_native = pipeline(&mut || Box::new(Native::default()));
+
+    let rate = |d: Duration| EVENTS as f64 / d.as_secs_f64();
+    let row = |name: &str, d: Duration| {
+        println!(
+            "{name:<34} {:>9.1} ms {:>10.0} events/s {:>8.1} MB/s",
+            d.as_secs_f64() * 1e3,
+            rate(d),
+            bytes as f64 / d.as_secs_f64() / 1e6
+        );
+    };
+    row("decode (NDJSON -> records)", decode_t);
+    row("transform, wasm", transform_wasm);
+    row("transform, native", transform_native);
+    row("group (paths + grouping)", group);
+    row("encode + gzip level 1", encode_1);
+    row("encode + gzip level 6", encode_6);
+    row("pipeline, wasm", pipeline_wasm);
+    row("pipeline, native", pipeline_native);
+    println!();
+    println!(
+        "transform wasm / native:  {:.2}x",
+        transform_wasm.as_secs_f64() / transform_native.as_secs_f64()
+    );
+    println!(
+        "pipeline wasm / native:   {:.2}x",
+        pipeline_wasm.as_secs_f64() / pipeline_native.as_secs_f64()
+    );
+    println!(
+        "gzip level 6 / level 1:   {:.2}x",
+        encode_6.as_secs_f64() / encode_1.as_secs_f64()
+    );
+    let size = |level| {
+        batches
+            .iter()
+            .zip(&sorted)
+            .flat_map(|(b, s)| encode_batch(b, s, &id, level))
+            .map(|o| o.body.len())
+            .sum::<usize>()
+    };
+    println!(
+        "compression ratio:        level 1 {:.1}, level 6 {:.1}",
+        bytes as f64 / size(1) as f64,
+        bytes as f64 / size(6) as f64
+    );
+}
+
+/// Median of several timed runs, after a warm-up.
+fn measure(mut run: impl FnMut() -> usize) -> Duration {
+    black_box(run());
+    let mut times: Vec<Duration> = (0..9)
+        .map(|_| {
+            let start = Instant::now();
+            black_box(run());
+            start.elapsed()
+        })
+        .collect();
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// Transform time alone, one session per batch as the pipeline uses them.
+fn measure_sessions<T: RecordTransform>(
+    batches: &[Batch],
+    mut session: impl FnMut() -> T,
+) -> Duration {
+    measure(|| {
+        batches
+            .iter()
+            .map(|b| {
+                let mut s = session();
+                b.records.iter().filter(|r| s.apply(r).is_ok()).count()
+            })
+            .sum()
+    })
+}
+
+/// Events like the seed samples: ~1 KB, six sections, event times over two days.
+fn generate(n: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(n * 1100);
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    for i in 0..n {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        let section = SECTIONS[(state % 6) as usize];
+        let seconds = 1_700_000_000 + (state >> 8) % (2 * 86_400);
+        let time = Timestamp::from_unix_millis(seconds as i64 * 1000);
+        let event = format!(
+            r#"{{"metadata":{{"uuid":"{i:08x}-{state:016x}","section":"{section}","event_time":"{time}"}},"payload":{{"userid":"{}","email_id":"user{i}@example.com","contact":"81465112","session_time":"2.3","legacy_account":"nan","membership_status":"active","is_cart_empty":"False","sys_type":"PC windows xyz","menuitem":[{{"value":"New","onclick":"CreateNewDoc()"}},{{"value":"Open","onclick":"OpenDoc()"}},{{"value":"Close","onclick":"CloseDoc()"}}],"text":{{"data":"Click Here","size":36,"style":"bold","name":"text1","hOffset":250,"vOffset":100,"alignment":"center","onMouseUp":"sun1.opacity = (sun1.opacity / 100) * 90;"}},"cart":[{{"sku":"{:x}","qty":{},"price":19.99}},{{"sku":"{:x}","qty":1,"price":5.0}}],"referrer":"https://shop.example.com/c/{section}?page={}"}}}}"#,
+            state % 100_000,
+            state >> 20,
+            state % 5 + 1,
+            state >> 24,
+            i % 40
+        );
+        out.extend_from_slice(event.as_bytes());
+        out.push(b'\n');
+    }
+    out
+}
+
+/// The decode stage for line-oriented input: NDJSON bytes to batches of records.
+fn decode(ndjson: &[u8]) -> Vec<Batch> {
+    let arrival = Timestamp::from_unix_millis(1_700_000_000_000);
+    let records: Vec<Record> = ndjson
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .enumerate()
+        .map(|(i, line)| Record {
+            data: line.to_vec(),
+            partition_key: "bench".into(),
+            position: Position::from_index(i as u64 + 1),
+            arrival,
+        })
+        .collect();
+    records
+        .chunks(BATCH)
+        .map(|c| Batch {
+            source: "bench".into(),
+            records: c.to_vec(),
+        })
+        .collect()
+}
+
+/// The retail logic compiled natively, behind the same interface as a wasm session.
+#[derive(Default)]
+struct Native {
+    output: Output,
+}
+
+impl RecordTransform for Native {
+    fn apply(&mut self, record: &Record) -> Result<&Output, Failure> {
+        self.output.clear();
+        let sequence = record.position.sequence_number();
+        let input = weir_guest_sdk::Record::new(&record.data)
+            .with_arrival(record.arrival)
+            .with_partition_key(&record.partition_key)
+            .with_sequence_number(sequence);
+        match retail::transform(&input) {
+            Ok(partition) => {
+                for (name, value) in partition.segments() {
+                    self.output.push_segment(name.as_bytes(), value.as_bytes());
+                }
+                if let Some(body) = partition.body() {
+                    self.output.set_body(body);
+                }
+            }
+            Err(rejection) => self
+                .output
+                .set_rejection(rejection.code().as_bytes(), rejection.message().as_bytes()),
+        }
+        Ok(&self.output)
+    }
+}
+
+/// Answers recorded beforehand, so the grouping stage is measured without a transform.
+struct Replay {
+    outputs: Vec<Output>,
+    next: usize,
+}
+
+impl Replay {
+    fn recorded(batch: &Batch) -> Self {
+        let mut native = Native::default();
+        let outputs = batch
+            .records
+            .iter()
+            .map(|r| {
+                native.apply(r).expect("native never fails");
+                std::mem::take(&mut native.output)
+            })
+            .collect();
+        Self { outputs, next: 0 }
+    }
+}
+
+impl RecordTransform for Replay {
+    fn apply(&mut self, _: &Record) -> Result<&Output, Failure> {
+        self.next += 1;
+        Ok(&self.outputs[self.next - 1])
+    }
+}

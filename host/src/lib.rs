@@ -1,0 +1,28 @@
+//! Weir's host: moves events from a stream into a partitioned data lake.
+//!
+//! Each batch of records (a Lambda invocation's Kinesis records, a shard poll, files or stdin)
+//! flows through one pipeline:
+//!
+//! ```text
+//! source -> check size -> wasm transform (accept {partition, body?} | reject {code, message})
+//!        -> group by escaped partition path -> NDJSON + gzip, one object per partition
+//!        -> lake objects + failed envelopes -> report (lowest position not stored, if any)
+//! ```
+//!
+//! Validation and partitioning run in sandboxed WebAssembly [`transform`]s; the host builds and
+//! escapes paths ([`partition`]), names objects deterministically ([`object`]), wraps failures
+//! ([`envelope`]) and writes them through a [`storage::Store`]. Pure stages take no wasmtime or
+//! storage types, so they are tested on their own.
+
+pub mod cli;
+pub mod encode;
+pub mod envelope;
+pub mod failure;
+pub mod object;
+pub mod partition;
+pub mod pipeline;
+pub mod record;
+pub mod sequence;
+pub mod source;
+pub mod storage;
+pub mod transform;

@@ -1,0 +1,344 @@
+//! The batch pipeline: check -> transform -> partition -> encode -> store -> report.
+//!
+//! Every record of a batch ends in exactly one place: a lake object, a failed object, or (when
+//! storing fails) the report's lowest unstored position, which the caller retries from. Record
+//! failures are data; only storage problems make a batch incomplete.
+
+use crate::encode::{self, DEFAULT_GZIP_LEVEL};
+use crate::envelope::Envelope;
+use crate::failure::{ErrorType, Failure};
+use crate::object::{self, Destination, Object};
+use crate::partition::{PartitionLimits, build_path};
+use crate::record::{Batch, Record};
+use crate::sequence::Position;
+use crate::storage::Store;
+use crate::transform::{RecordTransform, TransformId};
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
+use std::sync::Arc;
+
+/// Bounds and encoding settings for batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PipelineConfig {
+    /// Records larger than this go to the failed location without reaching the transform.
+    pub max_record_bytes: usize,
+    /// Bounds on partition paths.
+    pub partition: PartitionLimits,
+    /// Gzip level for lake and failed objects.
+    pub gzip_level: u32,
+    /// Objects written at once.
+    pub store_concurrency: usize,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            max_record_bytes: 1 << 20,
+            partition: PartitionLimits::default(),
+            gzip_level: DEFAULT_GZIP_LEVEL,
+            store_concurrency: 16,
+        }
+    }
+}
+
+/// A batch's records sorted by outcome: accepted ones grouped by partition, failed ones with
+/// their reason. Records are referred to by index, never copied.
+#[derive(Debug, Default)]
+pub struct Sorted {
+    /// Accepted records, one group per partition path, in first-seen order.
+    pub groups: Vec<Group>,
+    /// Failed records: `(record index, reason)`.
+    pub failures: Vec<(usize, Failure)>,
+    /// Rewritten bodies, referred to by [`Member::body`].
+    pub bodies: Vec<u8>,
+}
+
+/// The accepted records of one partition.
+#[derive(Debug)]
+pub struct Group {
+    /// The escaped partition path, e.g. `section=Home/dt=2024-01-02/hr=03`.
+    pub partition: String,
+    /// The records, in batch order.
+    pub members: Vec<Member>,
+}
+
+/// An accepted record: its index in the batch and, if rewritten, its new body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    /// Index into [`Batch::records`].
+    pub record: usize,
+    /// Range of the new body in [`Sorted::bodies`].
+    pub body: Option<Range<usize>>,
+}
+
+/// What happened to a batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BatchReport {
+    /// Records in the batch.
+    pub records: usize,
+    /// Records durably stored in the lake.
+    pub stored: usize,
+    /// Records durably stored in the failed location.
+    pub failed: usize,
+    /// Failed records by class.
+    pub failed_by_type: BTreeMap<ErrorType, usize>,
+    /// Objects written.
+    pub objects: usize,
+    /// The lowest position not durably stored, if any: the caller must retry from it.
+    pub unstored: Option<Position>,
+    /// Why objects could not be stored.
+    pub store_errors: Vec<String>,
+}
+
+/// Runs each record through the transform and sorts it into a partition group or a failure.
+pub fn transform_batch(
+    batch: &Batch,
+    transform: &mut dyn RecordTransform,
+    config: &PipelineConfig,
+) -> Sorted {
+    let mut sorted = Sorted::default();
+    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut path = String::new();
+    for (i, record) in batch.records.iter().enumerate() {
+        if let Err(failure) = check_record(record, config.max_record_bytes) {
+            sorted.failures.push((i, failure));
+            continue;
+        }
+        let output = match transform.apply(record) {
+            Ok(output) => output,
+            Err(failure) => {
+                sorted.failures.push((i, failure));
+                continue;
+            }
+        };
+        if let Some((code, message)) = output.rejection() {
+            let failure = Failure::new(ErrorType::Rejected, lossy(code), lossy(message));
+            sorted.failures.push((i, failure));
+            continue;
+        }
+        if let Err(e) = build_path(output.segments(), &config.partition, &mut path) {
+            sorted.failures.push((
+                i,
+                Failure::new(ErrorType::InvalidPartition, e.code(), e.to_string()),
+            ));
+            continue;
+        }
+        let body = output.body().map(|body| {
+            let start = sorted.bodies.len();
+            sorted.bodies.extend_from_slice(body);
+            start..sorted.bodies.len()
+        });
+        let group = match index.get(path.as_str()) {
+            Some(&group) => group,
+            None => {
+                index.insert(path.clone(), sorted.groups.len());
+                sorted.groups.push(Group {
+                    partition: path.clone(),
+                    members: Vec::new(),
+                });
+                sorted.groups.len() - 1
+            }
+        };
+        sorted.groups[group]
+            .members
+            .push(Member { record: i, body });
+    }
+    sorted
+}
+
+/// Refuses records the transform must not see.
+fn check_record(record: &Record, max_bytes: usize) -> Result<(), Failure> {
+    if record.data.is_empty() {
+        return Err(Failure::new(
+            ErrorType::InvalidRecord,
+            "empty",
+            "the record is empty",
+        ));
+    }
+    if record.data.len() > max_bytes {
+        let message = format!(
+            "the record is {} bytes, the limit is {max_bytes}",
+            record.data.len()
+        );
+        return Err(Failure::new(ErrorType::InvalidRecord, "too_large", message));
+    }
+    Ok(())
+}
+
+fn lossy(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// Encodes the sorted batch: one lake object per partition, one failed object per error type
+/// and arrival date.
+pub fn encode_batch(
+    batch: &Batch,
+    sorted: &Sorted,
+    transform: &TransformId,
+    gzip_level: u32,
+) -> Vec<Object> {
+    let mut objects = Vec::with_capacity(sorted.groups.len() + 1);
+    let mut ndjson = Vec::new();
+    for group in &sorted.groups {
+        ndjson.clear();
+        for member in &group.members {
+            let line = match &member.body {
+                Some(range) => &sorted.bodies[range.clone()],
+                None => &batch.records[member.record].data,
+            };
+            encode::push_line(&mut ndjson, line);
+        }
+        let indices = group.members.iter().map(|m| m.record);
+        let (first, last) = span(batch, indices);
+        let name = object::object_name(&batch.source, &first, &last, transform);
+        objects.push(Object {
+            destination: Destination::Lake,
+            key: object::lake_key(&group.partition, &name),
+            body: encode::gzip(&ndjson, gzip_level),
+            first,
+            last,
+            records: group.members.len(),
+            transform: transform.clone(),
+        });
+    }
+    let mut by_type_and_day: BTreeMap<(ErrorType, String), Vec<&(usize, Failure)>> =
+        BTreeMap::new();
+    for failure in &sorted.failures {
+        let day = batch.records[failure.0].arrival.utc_date();
+        by_type_and_day
+            .entry((failure.1.error_type, day))
+            .or_default()
+            .push(failure);
+    }
+    for ((error_type, day), failures) in by_type_and_day {
+        ndjson.clear();
+        for (i, failure) in &failures {
+            let envelope = Envelope::new(&batch.records[*i], failure, &batch.source, transform);
+            encode::push_line(&mut ndjson, &envelope.to_json());
+        }
+        let (first, last) = span(batch, failures.iter().map(|(i, _)| *i));
+        let name = object::object_name(&batch.source, &first, &last, transform);
+        objects.push(Object {
+            destination: Destination::Failed,
+            key: object::failed_key(error_type, &day, &name),
+            body: encode::gzip(&ndjson, gzip_level),
+            first,
+            last,
+            records: failures.len(),
+            transform: transform.clone(),
+        });
+    }
+    objects
+}
+
+/// Lowest and highest position among the given records (there is at least one).
+fn span(batch: &Batch, mut indices: impl Iterator<Item = usize>) -> (Position, Position) {
+    let first = indices
+        .next()
+        .expect("a group or failure bucket holds at least one record");
+    let start = &batch.records[first].position;
+    let (low, high) = indices.fold((start, start), |(low, high), i| {
+        let p = &batch.records[i].position;
+        (low.min(p), high.max(p))
+    });
+    (low.clone(), high.clone())
+}
+
+/// Stores the objects, at most `concurrency` at a time, and reports the batch.
+pub async fn store_batch(
+    lake: &Arc<Store>,
+    failed: &Arc<Store>,
+    objects: Vec<Object>,
+    records: usize,
+    concurrency: usize,
+) -> BatchReport {
+    let mut report = BatchReport {
+        records,
+        ..BatchReport::default()
+    };
+    let permits = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    let mut puts = tokio::task::JoinSet::new();
+    for object in objects {
+        let store = Arc::clone(match object.destination {
+            Destination::Lake => lake,
+            Destination::Failed => failed,
+        });
+        let permits = Arc::clone(&permits);
+        puts.spawn(async move {
+            let _permit = permits
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            let result = store.put(&object).await;
+            (object, result)
+        });
+    }
+    while let Some(joined) = puts.join_next().await {
+        let (object, result) = joined.expect("object puts do not panic");
+        match result {
+            Ok(()) => {
+                report.objects += 1;
+                match object.destination {
+                    Destination::Lake => report.stored += object.records,
+                    Destination::Failed => report.failed += object.records,
+                }
+            }
+            Err(error) => {
+                tracing::error!(key = %object.key, first = %object.first, error = %error, "object not stored");
+                report.store_errors.push(format!("{}: {error}", object.key));
+                if report
+                    .unstored
+                    .as_ref()
+                    .is_none_or(|lowest| object.first < *lowest)
+                {
+                    report.unstored = Some(object.first);
+                }
+            }
+        }
+    }
+    report
+}
+
+/// The whole pipeline for one destination pair: what the CLI and the Lambda run per batch.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    /// Where accepted records go.
+    pub lake: Arc<Store>,
+    /// Where failed records go.
+    pub failed: Arc<Store>,
+    /// Bounds and encoding.
+    pub config: PipelineConfig,
+}
+
+impl Pipeline {
+    /// Processes one batch end to end.
+    pub async fn process(
+        &self,
+        batch: &Batch,
+        transform: &mut dyn RecordTransform,
+        id: &TransformId,
+    ) -> BatchReport {
+        let span = tracing::info_span!("batch", source = %batch.source, records = batch.records.len(), transform = %id.short());
+        let sorted = span.in_scope(|| transform_batch(batch, transform, &self.config));
+        let objects = span.in_scope(|| encode_batch(batch, &sorted, id, self.config.gzip_level));
+        let concurrency = self.config.store_concurrency;
+        let mut report = tracing::Instrument::instrument(
+            store_batch(
+                &self.lake,
+                &self.failed,
+                objects,
+                batch.records.len(),
+                concurrency,
+            ),
+            span.clone(),
+        )
+        .await;
+        for (_, failure) in &sorted.failures {
+            *report.failed_by_type.entry(failure.error_type).or_default() += 1;
+        }
+        span.in_scope(|| {
+            tracing::info!(stored = report.stored, failed = report.failed, objects = report.objects, unstored = ?report.unstored, "batch done");
+        });
+        report
+    }
+}

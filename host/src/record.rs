@@ -1,0 +1,72 @@
+//! Records and batches: what sources produce and the pipeline consumes.
+
+use crate::sequence::Position;
+pub use weir_guest_sdk::Timestamp;
+
+/// One event as it arrived: its bytes and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    /// The event's bytes, exactly as received.
+    pub data: Vec<u8>,
+    /// The Kinesis partition key, or the file (and line) a file source read it from.
+    pub partition_key: String,
+    /// Sequence number (and sub-sequence number) in its source.
+    pub position: Position,
+    /// When the record arrived (Kinesis' approximate arrival time, a file's modification time,
+    /// or the moment a line was read from stdin).
+    pub arrival: Timestamp,
+}
+
+/// The records of one source (a shard, a file or directory, stdin) that are processed together,
+/// in order, as one Lambda invocation would process them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Batch {
+    /// Names the source in object keys and envelopes; see [`source_label`].
+    pub source: String,
+    /// The records, in source order.
+    pub records: Vec<Record>,
+}
+
+/// Turns a shard id or a path into a label safe in object keys and file names: ASCII letters,
+/// digits, `-`, `_` and `.` are kept, anything else becomes `_`, and the result is bounded.
+pub fn source_label(raw: &str) -> String {
+    let label: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(96)
+        .collect();
+    // A label made only of dots would be a relative path component.
+    if label.chars().all(|c| c == '.') {
+        format!("_{label}")
+    } else {
+        label
+    }
+}
+
+/// The current time, for records that carry no arrival time of their own (stdin lines).
+pub fn now() -> Timestamp {
+    let since_epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    Timestamp::from_unix_millis(i64::try_from(since_epoch.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn source_labels_are_safe_path_components() {
+        assert_eq!(source_label("shardId-000000000001"), "shardId-000000000001");
+        assert_eq!(source_label("tests/data/valid"), "tests_data_valid");
+        assert_eq!(source_label(".."), "_..");
+        assert_eq!(source_label("é/../x"), "__.._x");
+        assert_eq!(source_label(&"a".repeat(500)).len(), 96);
+    }
+}

@@ -1,0 +1,96 @@
+//! A local directory as lake or failed location.
+
+use super::StoreError;
+use crate::object::Object;
+use std::io::Write;
+use std::path::{Component, Path, PathBuf};
+
+/// Objects as files under a root directory, each written to a hidden temporary file, synced and
+/// renamed into place, so a reader never sees half an object.
+#[derive(Debug, Clone)]
+pub struct LocalStore {
+    root: PathBuf,
+}
+
+impl LocalStore {
+    /// Uses `root`, creating it if needed.
+    pub fn open(root: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(root).map_err(|source| StoreError::Io {
+            path: root.to_owned(),
+            source,
+        })?;
+        Ok(Self {
+            root: root.to_owned(),
+        })
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Writes the object at `root/key`.
+    pub async fn put(&self, object: &Object) -> Result<(), StoreError> {
+        let path = self.path_of(&object.key)?;
+        let body = object.body.clone();
+        tokio::task::spawn_blocking(move || write_atomically(&path, &body))
+            .await
+            .expect("file writes do not panic")
+    }
+
+    fn path_of(&self, key: &str) -> Result<PathBuf, StoreError> {
+        let relative = Path::new(key);
+        let confined = !key.is_empty()
+            && relative
+                .components()
+                .all(|c| matches!(c, Component::Normal(_)));
+        if !confined {
+            return Err(StoreError::UnsafeKey(key.to_owned()));
+        }
+        Ok(self.root.join(relative))
+    }
+}
+
+fn write_atomically(path: &Path, body: &[u8]) -> Result<(), StoreError> {
+    let io = |source| StoreError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .expect("a key has at least one component under the root");
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let name = path
+        .file_name()
+        .expect("keys end in a file name")
+        .to_string_lossy();
+    // Hidden (leading dot) so Spark and Hive skip it while it is being written.
+    let temporary = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let mut file = std::fs::File::create(&temporary).map_err(io)?;
+    file.write_all(body)
+        .and_then(|()| file.sync_data())
+        .map_err(io)?;
+    std::fs::rename(&temporary, path).map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_keys_that_leave_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalStore::open(dir.path()).unwrap();
+        for key in ["../x", "/etc/passwd", "a/../../b", "", "./a"] {
+            assert!(
+                matches!(store.path_of(key), Err(StoreError::UnsafeKey(_))),
+                "{key:?}"
+            );
+        }
+        assert!(
+            store
+                .path_of("section=a%2Fb/dt=2024-01-01/x.json.gz")
+                .is_ok()
+        );
+    }
+}

@@ -1,0 +1,163 @@
+//! Helpers for Weir's end-to-end tests: where the built artifacts are, hand-written guest
+//! modules, and reading a lake back.
+//!
+//! The tests run against release builds made by `scripts/test` (the `weir` binary and the
+//! retail transform for wasm32-wasip1); `WEIR_BIN` and `WEIR_RETAIL_WASM` override the paths.
+
+use flate2::read::GzDecoder;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the workspace")
+        .to_owned()
+}
+
+/// `tests/data`.
+pub fn data_dir() -> PathBuf {
+    workspace_root().join("tests/data")
+}
+
+/// The cargo profile directory this test binary was built into (`target/release`).
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary knows its path");
+    // target/<profile>/deps/e2e-<hash>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binaries live in target/<profile>/deps")
+        .to_owned()
+}
+
+fn built(var: &str, default: PathBuf) -> PathBuf {
+    let path = std::env::var_os(var).map_or(default, PathBuf::from);
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/test, which builds it first (or set {var})",
+        path.display()
+    );
+    path
+}
+
+/// The `weir` binary.
+pub fn weir_bin() -> PathBuf {
+    built("WEIR_BIN", profile_dir().join("weir"))
+}
+
+/// The retail transform, built for wasm32-wasip1.
+pub fn retail_wasm() -> PathBuf {
+    let profile = profile_dir();
+    let name = profile
+        .file_name()
+        .expect("a profile directory has a name")
+        .to_owned();
+    let target = profile
+        .parent()
+        .expect("the profile directory sits in target/");
+    built(
+        "WEIR_RETAIL_WASM",
+        target.join("wasm32-wasip1").join(name).join("retail.wasm"),
+    )
+}
+
+/// A minimal ABI v1 guest in WAT whose `weir_v1_transform` body is `transform_body`.
+///
+/// Memory: the input buffer starts at 1024; the string "section" is at 16 and "boom" at 32.
+/// Locals: `$data_len`, `$key_len`, `$seq_len` (i32) and `$arrival` (i64). Imports `$partition`,
+/// `$body`, `$reject` and `$panic` from `weir_v1`; `extra` adds module-level items.
+pub fn guest_wat(transform_body: &str, extra: &str) -> String {
+    format!(
+        r#"(module
+  (import "weir_v1" "partition" (func $partition (param i32 i32 i32 i32)))
+  (import "weir_v1" "body" (func $body (param i32 i32)))
+  (import "weir_v1" "reject" (func $reject (param i32 i32 i32 i32)))
+  (import "weir_v1" "panic" (func $panic (param i32 i32)))
+  (memory (export "memory") 2)
+  (data (i32.const 16) "section")
+  (data (i32.const 32) "boom")
+  (func (export "weir_v1_init"))
+  (func (export "weir_v1_input") (param i32) (result i32) i32.const 1024)
+  (func (export "weir_v1_transform")
+    (param $data_len i32) (param $key_len i32) (param $seq_len i32) (param $arrival i64)
+    (result i32)
+    {transform_body})
+  {extra}
+)"#
+    )
+}
+
+/// A guest that accepts every record into `section=<the record's bytes>`: hostile values go
+/// straight into the partition path.
+pub fn echo_section_wat() -> String {
+    guest_wat(
+        "(call $partition (i32.const 16) (i32.const 7) (i32.const 1024) (local.get $data_len)) i32.const 0",
+        "",
+    )
+}
+
+/// Compiles WAT text to a module.
+pub fn wasm(wat: &str) -> Vec<u8> {
+    wat::parse_str(wat).expect("test modules are valid WAT")
+}
+
+/// Gunzips an object.
+pub fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .expect("objects are valid gzip");
+    out
+}
+
+/// Every object under `root`: `(key relative to root, its NDJSON lines)`, sorted by key.
+pub fn read_objects(root: &Path) -> Vec<(String, Vec<Vec<u8>>)> {
+    let mut files = Vec::new();
+    walk(root, &mut files);
+    files.sort();
+    files
+        .into_iter()
+        .map(|path| {
+            let key = path
+                .strip_prefix(root)
+                .expect("walked under root")
+                .to_string_lossy()
+                .into_owned();
+            let ndjson = gunzip(&std::fs::read(&path).expect("objects are readable"));
+            let lines = ndjson
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(<[u8]>::to_vec)
+                .collect();
+            (key, lines)
+        })
+        .collect()
+}
+
+fn walk(dir: &Path, files: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries {
+        let path = entry.expect("directory entries are readable").path();
+        if path.is_dir() {
+            walk(&path, files);
+        } else {
+            files.push(path);
+        }
+    }
+}
+
+/// Every failed envelope under `root`, with its object key.
+pub fn read_envelopes(root: &Path) -> Vec<(String, weir::envelope::Envelope)> {
+    read_objects(root)
+        .into_iter()
+        .flat_map(|(key, lines)| {
+            lines.into_iter().map(move |line| {
+                let envelope = serde_json::from_slice(&line).expect("failed lines are envelopes");
+                (key.clone(), envelope)
+            })
+        })
+        .collect()
+}
