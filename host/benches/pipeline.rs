@@ -12,7 +12,7 @@ use weir::failure::Failure;
 use weir::pipeline::{PipelineConfig, encode_batch, transform_batch};
 use weir::record::{Batch, Record, Timestamp};
 use weir::sequence::Position;
-use weir::transform::{Output, RecordTransform, TransformLimits, WasmTransform};
+use weir::transform::{Output, RecordTransform, TransformId, TransformLimits, WasmTransform};
 
 const EVENTS: usize = 10_000;
 const BATCH: usize = 1_000;
@@ -75,19 +75,8 @@ fn main() {
         })
     };
     let (encode_1, encode_6) = (encode_at(1), encode_at(6));
-    let pipeline = |transform: &mut dyn FnMut() -> Box<dyn RecordTransform + '_>| {
-        measure(|| {
-            batches
-                .iter()
-                .map(|b| {
-                    let sorted = transform_batch(b, &mut *transform(), &config);
-                    encode_batch(b, &sorted, &id, config.gzip_level).len()
-                })
-                .sum()
-        })
-    };
-    let pipeline_wasm = pipeline(&mut || Box::new(wasm.session()));
-    let pipeline_native = pipeline(&mut || Box::new(Native::default()));
+    let pipeline_wasm = measure_pipeline(&batches, &config, &id, || wasm.session());
+    let pipeline_native = measure_pipeline(&batches, &config, &id, Native::default);
 
     let rate = |d: Duration| EVENTS as f64 / d.as_secs_f64();
     let row = |name: &str, d: Duration| {
@@ -164,6 +153,24 @@ fn measure_sessions<T: RecordTransform>(
     })
 }
 
+/// The whole batch pipeline short of storage: transform, group, encode and gzip.
+fn measure_pipeline<T: RecordTransform>(
+    batches: &[Batch],
+    config: &PipelineConfig,
+    id: &TransformId,
+    mut session: impl FnMut() -> T,
+) -> Duration {
+    measure(|| {
+        batches
+            .iter()
+            .map(|b| {
+                let sorted = transform_batch(b, &mut session(), config);
+                encode_batch(b, &sorted, id, config.gzip_level).len()
+            })
+            .sum()
+    })
+}
+
 /// Events like the seed samples: ~1 KB, six sections, event times over two days.
 fn generate(n: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(n * 1100);
@@ -176,12 +183,13 @@ fn generate(n: usize) -> Vec<u8> {
         let seconds = 1_700_000_000 + (state >> 8) % (2 * 86_400);
         let time = Timestamp::from_unix_millis(seconds as i64 * 1000);
         let event = format!(
-            r#"{{"metadata":{{"uuid":"{i:08x}-{state:016x}","section":"{section}","event_time":"{time}"}},"payload":{{"userid":"{}","email_id":"user{i}@example.com","contact":"81465112","session_time":"2.3","legacy_account":"nan","membership_status":"active","is_cart_empty":"False","sys_type":"PC windows xyz","menuitem":[{{"value":"New","onclick":"CreateNewDoc()"}},{{"value":"Open","onclick":"OpenDoc()"}},{{"value":"Close","onclick":"CloseDoc()"}}],"text":{{"data":"Click Here","size":36,"style":"bold","name":"text1","hOffset":250,"vOffset":100,"alignment":"center","onMouseUp":"sun1.opacity = (sun1.opacity / 100) * 90;"}},"cart":[{{"sku":"{:x}","qty":{},"price":19.99}},{{"sku":"{:x}","qty":1,"price":5.0}}],"referrer":"https://shop.example.com/c/{section}?page={}"}}}}"#,
+            r#"{{"metadata":{{"uuid":"{i:08x}-{state:016x}","section":"{section}","event_time":"{time}"}},"payload":{{"userid":"{}","email_id":"user{i}@example.com","contact":"81465112","session_time":"2.3","legacy_account":"nan","membership_status":"active","is_cart_empty":"False","sys_type":"PC windows xyz","menuitem":[{{"value":"New","onclick":"CreateNewDoc()"}},{{"value":"Open","onclick":"OpenDoc()"}},{{"value":"Close","onclick":"CloseDoc()"}}],"text":{{"data":"Click Here","size":36,"style":"bold","name":"text1","hOffset":250,"vOffset":100,"alignment":"center","onMouseUp":"sun1.opacity = (sun1.opacity / 100) * 90;"}},"cart":[{{"sku":"{:x}","qty":{},"price":19.99}},{{"sku":"{:x}","qty":1,"price":5.0}}],"referrer":"https://shop.example.com/c/{section}?page={}","user_agent":"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36","session":{{"id":"{state:x}","landing":"/home","pages_viewed":{},"consent":true,"ab_bucket":"B"}}}}}}"#,
             state % 100_000,
             state >> 20,
             state % 5 + 1,
             state >> 24,
-            i % 40
+            i % 40,
+            state % 17
         );
         out.extend_from_slice(event.as_bytes());
         out.push(b'\n');

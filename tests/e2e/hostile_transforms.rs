@@ -250,7 +250,6 @@ fn partition_values_from_the_guest_are_escaped_by_the_host() {
             "section=日本"
         ]
     );
-    let failed: Vec<_> = failed.into_iter().map(|(i, t, c)| (i, t, c)).collect();
     assert_eq!(
         failed,
         vec![

@@ -78,7 +78,7 @@ impl GuestState {
 
     /// Fails when `extra` more bytes would take the answer past the output cap.
     pub(crate) fn reserve_output(&self, extra: usize) -> Result<(), HostTrap> {
-        let len = self.output.len().saturating_add(extra);
+        let len = self.output.held_bytes().saturating_add(extra);
         if len > self.max_output {
             return Err(HostTrap::OutputTooLarge {
                 len,

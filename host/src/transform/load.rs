@@ -164,8 +164,8 @@ fn check_abi(module: &Module) -> Result<(), LoadError> {
     expect_func("weir_v1_init", &[], &[], "a function () -> ()")?;
     expect_func(
         "weir_v1_input",
-        &[i32_.clone()],
-        &[i32_.clone()],
+        std::slice::from_ref(&i32_),
+        std::slice::from_ref(&i32_),
         "a function (i32) -> i32",
     )?;
     expect_func(

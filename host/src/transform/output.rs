@@ -25,7 +25,7 @@ impl Output {
     }
 
     /// Bytes held for the current record: what the output-size cap is checked against.
-    pub fn len(&self) -> usize {
+    pub fn held_bytes(&self) -> usize {
         self.bytes.len()
     }
 
