@@ -186,7 +186,7 @@ fn pointers_outside_guest_memory_are_caught() {
     let (_, failed) = run(&transform, &[b"{}"]);
     assert_eq!(
         failed,
-        vec![(0, ErrorType::InvalidOutput, "out_of_bounds".into())]
+        vec![(0, ErrorType::InvalidOutput, "bad_pointer".into())]
     );
 }
 
@@ -196,6 +196,15 @@ fn answers_that_break_the_abi_are_invalid_output() {
         ("i32.const 7", "bad_status"),
         ("i32.const 0", "no_partition"),
         ("i32.const 1", "inconsistent"),
+        (
+            "(call $body (i32.const 16) (i32.const 2)) (call $body (i32.const 16) (i32.const 2)) i32.const 0",
+            "protocol",
+        ),
+        (
+            "(call $partition (i32.const 16) (i32.const 7) (i32.const 16) (i32.const 7)) \
+             (call $reject (i32.const 16) (i32.const 7) (i32.const 32) (i32.const 4)) i32.const 1",
+            "protocol",
+        ),
     ] {
         let transform = load(&guest_wat(body, "")).unwrap();
         let (_, failed) = run(&transform, &[b"{}"]);

@@ -19,6 +19,9 @@ pub(crate) enum HostTrap {
     /// The guest passed a buffer outside its memory.
     #[error("buffer at {ptr} of {len} bytes lies outside guest memory")]
     OutOfBounds { ptr: u32, len: u32 },
+    /// The guest broke the answer protocol (two bodies, a rejection mixed with a partition, ...).
+    #[error("{0}")]
+    Protocol(&'static str),
     /// A host import was called before the instance was set up (from a start function).
     #[error("a host import was called before the instance was initialised")]
     EarlyCall,

@@ -27,6 +27,9 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
                 guest_slice(memory, name, name_len)?,
                 guest_slice(memory, value, value_len)?,
             );
+            if state.output.rejection().is_some() {
+                return Err(HostTrap::Protocol("`partition` called after `reject`").into());
+            }
             if state.output.segment_count() >= state.max_segments {
                 return Err(HostTrap::TooManySegments {
                     max: state.max_segments,
@@ -60,6 +63,14 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
             let (memory, state) = memory_and_state(&mut caller)?;
             let code = guest_slice(memory, code, code_len)?;
             let message = guest_slice(memory, message, message_len)?;
+            if state.output.rejection().is_some() {
+                return Err(HostTrap::Protocol("`reject` called twice").into());
+            }
+            if state.output.segment_count() > 0 || state.output.body().is_some() {
+                return Err(
+                    HostTrap::Protocol("`reject` called after `partition` or `body`").into(),
+                );
+            }
             state.reserve_output(code.len() + message.len())?;
             state.output.set_rejection(code, message);
             Ok(())

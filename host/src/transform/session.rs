@@ -126,14 +126,15 @@ impl WasmSession<'_> {
             .call(&mut live.store, total)
             .map_err(|e| classify(e, live.store.data()))?;
         if ptr == 0 {
-            return Err(invalid_output(
+            return Err(Failure::new(
+                ErrorType::Trap,
                 "input_buffer",
                 format!("the guest could not allocate an input buffer of {total} bytes"),
             ));
         }
         let memory = live.memory.data_mut(&mut live.store);
         let buffer = super::guest::guest_slice_mut(memory, ptr, total)
-            .map_err(|e| invalid_output("input_buffer", e.to_string()))?;
+            .map_err(|e| invalid_output("bad_pointer", e.to_string()))?;
         let mut at = 0;
         for part in parts {
             buffer[at..at + part.len()].copy_from_slice(part);
@@ -202,7 +203,8 @@ fn classify(error: wasmtime::Error, state: &GuestState) -> Failure {
             HostTrap::EarlyCall => (ErrorType::Trap, "early_call"),
             HostTrap::OutputTooLarge { .. } => (ErrorType::InvalidOutput, "output_cap"),
             HostTrap::TooManySegments { .. } => (ErrorType::InvalidOutput, "too_many_segments"),
-            HostTrap::OutOfBounds { .. } => (ErrorType::InvalidOutput, "out_of_bounds"),
+            HostTrap::OutOfBounds { .. } => (ErrorType::InvalidOutput, "bad_pointer"),
+            HostTrap::Protocol(_) => (ErrorType::InvalidOutput, "protocol"),
         };
         return Failure::new(error_type, code, host.to_string());
     }
