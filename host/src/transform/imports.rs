@@ -47,6 +47,12 @@ pub(crate) fn add_to_linker(linker: &mut Linker<GuestState>) -> wasmtime::Result
         |mut caller: Caller<'_, GuestState>, body: Ptr, len: Len| {
             let (memory, state) = memory_and_state(&mut caller)?;
             let body = guest_slice(memory, body, len)?;
+            if state.output.body().is_some() {
+                return Err(HostTrap::Protocol("`body` called twice").into());
+            }
+            if state.output.rejection().is_some() {
+                return Err(HostTrap::Protocol("`body` called after `reject`").into());
+            }
             state.reserve_output(body.len())?;
             state.output.set_body(body);
             Ok(())
