@@ -20,6 +20,9 @@ pub struct PartitionLimits {
     /// Longest escaped `name=value` segment, in bytes (255 is a file-name limit on most
     /// file systems).
     pub max_segment_bytes: usize,
+    /// Longest whole path, in bytes: S3 keys end at 1,024 bytes, and the lake prefix and the
+    /// object name need the rest.
+    pub max_path_bytes: usize,
 }
 
 impl Default for PartitionLimits {
@@ -28,6 +31,7 @@ impl Default for PartitionLimits {
             max_segments: 8,
             max_name_bytes: 64,
             max_segment_bytes: 255,
+            max_path_bytes: 768,
         }
     }
 }
@@ -66,6 +70,14 @@ pub enum PartitionError {
         /// The segment's name.
         name: String,
     },
+    /// A path longer than [`PartitionLimits::max_path_bytes`].
+    #[error("partition path is {len} bytes escaped, at most {max} allowed")]
+    PathTooLong {
+        /// Its escaped length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
     /// An escaped segment longer than [`PartitionLimits::max_segment_bytes`].
     #[error("partition segment {name:?} is {len} bytes escaped, at most {max} allowed")]
     SegmentTooLong {
@@ -88,6 +100,7 @@ impl PartitionError {
             Self::DuplicateName { .. } => "duplicate_name",
             Self::ValueNotUtf8 { .. } => "value_not_utf8",
             Self::SegmentTooLong { .. } => "segment_too_long",
+            Self::PathTooLong { .. } => "path_too_long",
         }
     }
 }
@@ -146,6 +159,14 @@ pub fn build_path<'a>(
                 max: limits.max_segment_bytes,
             });
         }
+    }
+    if path.len() > limits.max_path_bytes {
+        let len = path.len();
+        path.clear();
+        return Err(PartitionError::PathTooLong {
+            len,
+            max: limits.max_path_bytes,
+        });
     }
     Ok(())
 }
@@ -312,6 +333,20 @@ mod tests {
             matches!(err, PartitionError::SegmentTooLong { len: 308, .. }),
             "{err}"
         );
+    }
+
+    #[test]
+    fn rejects_a_path_longer_than_the_limit() {
+        let value = "v".repeat(200);
+        let segments: Vec<(&str, &str)> = ["a", "b", "c", "d"]
+            .iter()
+            .map(|n| (*n, value.as_str()))
+            .collect();
+        assert!(matches!(
+            path_of(&segments),
+            Err(PartitionError::PathTooLong { len: 811, max: 768 })
+        ));
+        assert!(path_of(&segments[..3]).is_ok());
     }
 
     #[test]

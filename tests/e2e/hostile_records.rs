@@ -87,3 +87,50 @@ async fn hostile_values_stay_inside_the_lake() {
         "nothing was written outside the two locations"
     );
 }
+
+#[tokio::test]
+async fn reports_the_lowest_position_not_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = dir.path().join("lake");
+    std::fs::create_dir(&lake).unwrap();
+    // A file where the partition directories must go: their objects cannot be written.
+    std::fs::write(lake.join("section=B"), b"in the way").unwrap();
+    std::fs::write(lake.join("section=C"), b"in the way").unwrap();
+    let pipeline = Pipeline {
+        lake: Arc::new(Store::open(lake.to_str().unwrap()).unwrap()),
+        failed: Arc::new(Store::open(dir.path().join("failed").to_str().unwrap()).unwrap()),
+        config: PipelineConfig::default(),
+    };
+    let transform = WasmTransform::from_bytes(
+        "echo",
+        &wasm(&echo_section_wat()),
+        TransformLimits::default(),
+    )
+    .unwrap();
+    let records = ["A", "C", "B", "A", "", "C"]
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Record {
+            data: v.as_bytes().to_vec(),
+            partition_key: "k".into(),
+            // Sequence numbers 8, 9, 10, ...: "10" sorts before "9" as a string, not as a number.
+            position: Position::from_index(i as u64 + 8),
+            arrival: Timestamp::from_unix_millis(0),
+        })
+        .collect();
+    let batch = Batch {
+        source: "s".into(),
+        records,
+    };
+    let report = pipeline
+        .process(&batch, &mut transform.session(), transform.id())
+        .await;
+    assert_eq!(report.stored, 2, "both A records");
+    assert_eq!(report.failed, 1, "the empty record");
+    assert_eq!(
+        report.unstored,
+        Some(Position::from_index(9)),
+        "C's first record is the lowest not stored"
+    );
+    assert_eq!(report.store_errors.len(), 2);
+}

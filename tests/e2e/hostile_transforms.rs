@@ -131,6 +131,20 @@ fn an_infinite_loop_runs_out_of_fuel() {
 }
 
 #[test]
+fn a_record_past_its_wall_clock_deadline_is_stopped() {
+    // Unlimited fuel leaves the epoch deadline as the only bound.
+    let limits = TransformLimits {
+        fuel_per_record: u64::MAX,
+        deadline: std::time::Duration::from_millis(50),
+        ..TransformLimits::default()
+    };
+    let spin = wasm(&guest_wat("(loop $forever (br $forever)) i32.const 0", ""));
+    let transform = WasmTransform::from_bytes("spin", &spin, limits).unwrap();
+    let (_, failed) = run(&transform, &[b"{}"]);
+    assert_eq!(failed, vec![(0, ErrorType::Trap, "deadline".into())]);
+}
+
+#[test]
 fn a_memory_bomb_hits_the_cap() {
     let bomb = "(loop $grow (br_if $grow (i32.ne (memory.grow (i32.const 16)) (i32.const -1)))) i32.const 0";
     let transform = load(&guest_wat(bomb, "")).unwrap();

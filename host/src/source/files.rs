@@ -9,6 +9,7 @@
 use super::{BatchLimits, is_ndjson, take_batch};
 use crate::record::{Batch, Record, Timestamp, source_label};
 use crate::sequence::Position;
+use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -29,7 +30,7 @@ impl FileSource {
         collect_files(path, &mut files).map_err(|e| annotate(e, path))?;
         files.sort();
         Ok(Self {
-            label: source_label(&path.to_string_lossy()),
+            label: file_source_label(path),
             files: files.into(),
             pending: VecDeque::new(),
             next_index: 1,
@@ -94,6 +95,18 @@ impl FileSource {
     }
 }
 
+/// A readable label plus a digest of the canonical path: two paths that read alike once
+/// sanitised (`a/b`, `a_b`) must never share object keys, or one would overwrite the other.
+fn file_source_label(path: &Path) -> String {
+    let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    let digest = Sha256::digest(canonical.as_os_str().as_encoded_bytes());
+    let label = source_label(&path.to_string_lossy());
+    format!(
+        "{label}-{:02x}{:02x}{:02x}{:02x}",
+        digest[0], digest[1], digest[2], digest[3]
+    )
+}
+
 fn collect_files(path: &Path, files: &mut Vec<PathBuf>) -> io::Result<()> {
     if !path.is_dir() {
         // Fails here, naming the path, if it does not exist.
@@ -156,6 +169,22 @@ mod tests {
         };
         let batch = source.next_batch(&limits).unwrap().unwrap();
         assert_eq!(batch.records.len(), 2);
+    }
+
+    #[test]
+    fn paths_that_sanitise_alike_get_distinct_labels() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("a")).unwrap();
+        std::fs::write(dir.path().join("a/b"), b"{}").unwrap();
+        std::fs::write(dir.path().join("a_b"), b"{}").unwrap();
+        let one = FileSource::open(&dir.path().join("a/b")).unwrap();
+        let other = FileSource::open(&dir.path().join("a_b")).unwrap();
+        assert_ne!(one.label(), other.label());
+        let same = FileSource::open(&dir.path().join("a/../a/b")).unwrap();
+        assert_eq!(
+            one.label().rsplit('-').next(),
+            same.label().rsplit('-').next()
+        );
     }
 
     #[test]

@@ -15,7 +15,10 @@ pub const STDIN_LABEL: &str = "stdin";
 /// Batches from standard input (or any reader, for tests).
 #[derive(Debug)]
 pub struct StdinSource {
+    label: String,
     lines: mpsc::Receiver<io::Result<Record>>,
+    /// A record that did not fit the previous batch's byte limit.
+    carried: Option<Record>,
     done: bool,
 }
 
@@ -29,14 +32,31 @@ impl StdinSource {
     pub fn from_reader(reader: impl BufRead + Send + 'static) -> Self {
         let (sender, lines) = mpsc::channel(1024);
         std::thread::spawn(move || read_lines(reader, &sender));
-        Self { lines, done: false }
+        // Lines are numbered from 1 on every run, so the run's start time keeps one run's
+        // objects from overwriting another's.
+        let label = format!("{STDIN_LABEL}-{}", crate::record::now().unix_millis());
+        Self {
+            label,
+            lines,
+            carried: None,
+            done: false,
+        }
+    }
+
+    /// The source's label in object keys and envelopes: `stdin-<start, Unix ms>`.
+    pub fn label(&self) -> &str {
+        &self.label
     }
 
     /// The next batch, or `None` at end of input.
     pub async fn next_batch(&mut self, limits: &BatchLimits) -> io::Result<Option<Batch>> {
         let mut records = Vec::new();
         let mut bytes = 0;
-        while !self.done && records.len() < limits.max_records && bytes < limits.max_bytes {
+        if let Some(record) = self.carried.take() {
+            bytes += record.data.len();
+            records.push(record);
+        }
+        while !self.done && records.len() < limits.max_records {
             let next = if records.is_empty() {
                 self.lines.recv().await
             } else {
@@ -48,6 +68,10 @@ impl StdinSource {
             match next {
                 Some(record) => {
                     let record = record?;
+                    if !records.is_empty() && bytes + record.data.len() > limits.max_bytes {
+                        self.carried = Some(record);
+                        break;
+                    }
                     bytes += record.data.len();
                     records.push(record);
                 }
@@ -55,7 +79,7 @@ impl StdinSource {
             }
         }
         Ok((!records.is_empty()).then(|| Batch {
-            source: STDIN_LABEL.into(),
+            source: self.label.clone(),
             records,
         }))
     }
@@ -115,6 +139,7 @@ mod tests {
             .unwrap();
         assert_eq!(batch.records.len(), 2);
         assert_eq!(batch.records[1].position, Position::from_index(3));
+        assert!(batch.source.starts_with("stdin-"), "{}", batch.source);
         drop(writer);
         assert!(source.next_batch(&limits).await.unwrap().is_none());
     }
