@@ -97,6 +97,38 @@ pub fn echo_section_wat() -> String {
     )
 }
 
+/// A batch from source `test` of `values`, numbered from `first`, all arriving at one instant.
+pub fn batch_of(values: &[&[u8]], first: u64) -> weir::record::Batch {
+    let records = values
+        .iter()
+        .zip(first..)
+        .map(|(data, n)| weir::record::Record {
+            data: data.to_vec(),
+            partition_key: format!("k{n}"),
+            position: weir::sequence::Position::from_index(n),
+            arrival: weir::record::Timestamp::from_unix_millis(1_700_000_000_000),
+        })
+        .collect();
+    weir::record::Batch {
+        source: "test".into(),
+        records,
+    }
+}
+
+/// A pipeline into `dir/lake` and `dir/failed`, local directories.
+pub fn local_pipeline(dir: &Path) -> weir::pipeline::Pipeline {
+    let open = |name| {
+        let store =
+            weir::storage::Store::open(dir.join(name).to_str().expect("temp paths are UTF-8"));
+        std::sync::Arc::new(store.expect("a temp directory opens"))
+    };
+    weir::pipeline::Pipeline {
+        lake: open("lake"),
+        failed: open("failed"),
+        config: Default::default(),
+    }
+}
+
 /// Compiles WAT text to a module.
 pub fn wasm(wat: &str) -> Vec<u8> {
     wat::parse_str(wat).expect("test modules are valid WAT")

@@ -3,30 +3,11 @@
 
 use weir::failure::ErrorType;
 use weir::pipeline::{PipelineConfig, transform_batch};
-use weir::record::{Batch, Record, Timestamp};
-use weir::sequence::Position;
 use weir::transform::{LoadError, TransformLimits, WasmTransform};
-use weir_tests::{echo_section_wat, guest_wat, wasm};
+use weir_tests::{batch_of, echo_section_wat, guest_wat, wasm};
 
 fn load(wat: &str) -> Result<WasmTransform, LoadError> {
     WasmTransform::from_bytes("hostile", &wasm(wat), TransformLimits::default())
-}
-
-fn batch(records: &[&[u8]]) -> Batch {
-    let records = records
-        .iter()
-        .enumerate()
-        .map(|(i, data)| Record {
-            data: data.to_vec(),
-            partition_key: format!("k{i}"),
-            position: Position::from_index(i as u64 + 1),
-            arrival: Timestamp::from_unix_millis(1_700_000_000_000),
-        })
-        .collect();
-    Batch {
-        source: "test".into(),
-        records,
-    }
 }
 
 /// Runs the records through the module: `(accepted partition paths, failures by record)`.
@@ -34,7 +15,7 @@ fn run(
     transform: &WasmTransform,
     records: &[&[u8]],
 ) -> (Vec<String>, Vec<(usize, ErrorType, String)>) {
-    let batch = batch(records);
+    let batch = batch_of(records, 1);
     let sorted = transform_batch(&batch, &mut transform.session(), &PipelineConfig::default());
     let accepted = sorted.groups.iter().map(|g| g.partition.clone()).collect();
     let failed = sorted
@@ -170,7 +151,7 @@ fn a_panic_is_reported_with_its_message() {
         "",
     ))
     .unwrap();
-    let batch = batch(&[b"{}"]);
+    let batch = batch_of(&[b"{}"], 1);
     let sorted = transform_batch(&batch, &mut transform.session(), &PipelineConfig::default());
     let failure = &sorted.failures[0].1;
     assert_eq!(

@@ -11,15 +11,14 @@ use weir_tests::{data_dir, read_envelopes, read_objects, retail_wasm, weir_bin};
 
 const INPUTS: [&str; 4] = ["seed", "valid", "invalid", "events.ndjson"];
 
-fn weir_run(dir: &Path, extra: &[&str]) -> Output {
-    let mut command = Command::new(weir_bin());
-    command.arg("run").arg("--input");
-    for input in INPUTS {
-        command.arg(data_dir().join(input));
-    }
-    command
+/// Runs `weir run` on `inputs` into `dir/lake` and `dir/failed`.
+fn weir_run_on(dir: &Path, inputs: &[PathBuf], transform: &Path, extra: &[&str]) -> Output {
+    Command::new(weir_bin())
+        .arg("run")
+        .arg("--input")
+        .args(inputs)
         .arg("--transform")
-        .arg(retail_wasm())
+        .arg(transform)
         .arg("--lake")
         .arg(dir.join("lake"))
         .arg("--failed")
@@ -27,6 +26,12 @@ fn weir_run(dir: &Path, extra: &[&str]) -> Output {
         .args(extra)
         .output()
         .expect("weir runs")
+}
+
+/// Runs `weir run` with the retail transform on all of `tests/data`.
+fn weir_run(dir: &Path, extra: &[&str]) -> Output {
+    let inputs: Vec<PathBuf> = INPUTS.iter().map(|i| data_dir().join(i)).collect();
+    weir_run_on(dir, &inputs, &retail_wasm(), extra)
 }
 
 fn expected() -> BTreeMap<String, Value> {
@@ -239,17 +244,7 @@ fn a_record_over_the_size_limit_goes_to_failed_intact() {
     );
     let input = dir.path().join("big.json");
     std::fs::write(&input, &big).unwrap();
-    let output = Command::new(weir_bin())
-        .args(["run", "--input"])
-        .arg(&input)
-        .arg("--transform")
-        .arg(retail_wasm())
-        .arg("--lake")
-        .arg(dir.path().join("lake"))
-        .arg("--failed")
-        .arg(dir.path().join("failed"))
-        .output()
-        .unwrap();
+    let output = weir_run_on(dir.path(), &[input], &retail_wasm(), &[]);
     assert!(output.status.success());
     let failed = read_envelopes(&dir.path().join("failed"));
     assert_eq!(failed.len(), 1);
@@ -264,17 +259,7 @@ fn a_broken_transform_is_a_clear_error_before_anything_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let module = dir.path().join("broken.wasm");
     std::fs::write(&module, b"\0asm garbage").unwrap();
-    let output = Command::new(weir_bin())
-        .args(["run", "--input"])
-        .arg(data_dir().join("seed"))
-        .arg("--transform")
-        .arg(&module)
-        .arg("--lake")
-        .arg(dir.path().join("lake"))
-        .arg("--failed")
-        .arg(dir.path().join("failed"))
-        .output()
-        .unwrap();
+    let output = weir_run_on(dir.path(), &[data_dir().join("seed")], &module, &[]);
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(

@@ -141,13 +141,7 @@ impl ResourceLimiter for GuestState {
 
 /// The guest bytes at `ptr..ptr + len`, or the trap for a buffer outside guest memory.
 pub(crate) fn guest_slice(memory: &[u8], ptr: i32, len: i32) -> Result<&[u8], HostTrap> {
-    // The ABI passes unsigned 32-bit offsets in i32 slots.
-    let (ptr, len) = (ptr as u32, len as u32);
-    let start = ptr as usize;
-    start
-        .checked_add(len as usize)
-        .and_then(|end| memory.get(start..end))
-        .ok_or(HostTrap::OutOfBounds { ptr, len })
+    Ok(&memory[guest_range(memory.len(), ptr, len)?])
 }
 
 /// The mutable guest bytes at `ptr..ptr + len`.
@@ -156,12 +150,18 @@ pub(crate) fn guest_slice_mut(
     ptr: i32,
     len: i32,
 ) -> Result<&mut [u8], HostTrap> {
+    let range = guest_range(memory.len(), ptr, len)?;
+    Ok(&mut memory[range])
+}
+
+fn guest_range(memory_len: usize, ptr: i32, len: i32) -> Result<std::ops::Range<usize>, HostTrap> {
+    // The ABI passes unsigned 32-bit offsets in i32 slots.
     let (ptr, len) = (ptr as u32, len as u32);
     let start = ptr as usize;
-    start
-        .checked_add(len as usize)
-        .and_then(|end| memory.get_mut(start..end))
-        .ok_or(HostTrap::OutOfBounds { ptr, len })
+    match start.checked_add(len as usize) {
+        Some(end) if end <= memory_len => Ok(start..end),
+        _ => Err(HostTrap::OutOfBounds { ptr, len }),
+    }
 }
 
 /// Guest memory and state together, as host imports need them.
