@@ -4,6 +4,10 @@
 //! The tests run against release builds made by `scripts/test` (the `weir` binary and the
 //! retail transform for wasm32-wasip1); `WEIR_BIN` and `WEIR_RETAIL_WASM` override the paths.
 
+pub mod aws;
+pub mod fault_proxy;
+pub mod lambda_api;
+
 use flate2::read::GzDecoder;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -46,6 +50,11 @@ pub fn weir_bin() -> PathBuf {
     built("WEIR_BIN", profile_dir().join("weir"))
 }
 
+/// The Lambda binary.
+pub fn bootstrap_bin() -> PathBuf {
+    built("WEIR_BOOTSTRAP", profile_dir().join("bootstrap"))
+}
+
 /// The retail transform, built for wasm32-wasip1.
 pub fn retail_wasm() -> PathBuf {
     let profile = profile_dir();
@@ -60,6 +69,22 @@ pub fn retail_wasm() -> PathBuf {
         "WEIR_RETAIL_WASM",
         target.join("wasm32-wasip1").join(name).join("retail.wasm"),
     )
+}
+
+/// `tests/data/expected.json`: each case's expected outcome.
+pub fn expected_cases() -> std::collections::BTreeMap<String, serde_json::Value> {
+    let text = std::fs::read(data_dir().join("expected.json"))
+        .expect("tests/data/expected.json is readable");
+    serde_json::from_slice(&text).expect("expected.json is a JSON object")
+}
+
+/// An accepted case's partition path, with the arrival-time placeholders filled in.
+pub fn expected_partition(expect: &serde_json::Value, arrival: weir::record::Timestamp) -> String {
+    expect["partition"]
+        .as_str()
+        .expect("accepted cases name their partition")
+        .replace("{arrival_dt}", &arrival.utc_date())
+        .replace("{arrival_hr}", &arrival.utc_hour())
 }
 
 /// A minimal ABI v1 guest in WAT whose `weir_v1_transform` body is `transform_body`.
@@ -102,11 +127,13 @@ pub fn batch_of(values: &[&[u8]], first: u64) -> weir::record::Batch {
     let records = values
         .iter()
         .zip(first..)
-        .map(|(data, n)| weir::record::Record {
-            data: data.to_vec(),
-            partition_key: format!("k{n}"),
-            position: weir::sequence::Position::from_index(n),
-            arrival: weir::record::Timestamp::from_unix_millis(1_700_000_000_000),
+        .map(|(data, n)| {
+            weir::record::Record::new(
+                data.to_vec(),
+                format!("k{n}"),
+                weir::sequence::Position::from_index(n),
+                weir::record::Timestamp::from_unix_millis(1_700_000_000_000),
+            )
         })
         .collect();
     weir::record::Batch {
@@ -119,8 +146,8 @@ pub fn batch_of(values: &[&[u8]], first: u64) -> weir::record::Batch {
 pub fn local_pipeline(dir: &Path) -> weir::pipeline::Pipeline {
     let open = |name| {
         let store =
-            weir::storage::Store::open(dir.join(name).to_str().expect("temp paths are UTF-8"));
-        std::sync::Arc::new(store.expect("a temp directory opens"))
+            weir::storage::LocalStore::open(&dir.join(name)).expect("a temp directory opens");
+        std::sync::Arc::new(weir::storage::Store::Local(store))
     };
     weir::pipeline::Pipeline {
         lake: open("lake"),

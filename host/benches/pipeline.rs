@@ -204,11 +204,13 @@ fn decode(ndjson: &[u8]) -> Vec<Batch> {
         .split(|&b| b == b'\n')
         .filter(|l| !l.is_empty())
         .enumerate()
-        .map(|(i, line)| Record {
-            data: line.to_vec(),
-            partition_key: "bench".into(),
-            position: Position::from_index(i as u64 + 1),
-            arrival,
+        .map(|(i, line)| {
+            Record::new(
+                line.to_vec(),
+                "bench".into(),
+                Position::from_index(i as u64 + 1),
+                arrival,
+            )
         })
         .collect();
     records

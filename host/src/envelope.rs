@@ -83,14 +83,16 @@ mod tests {
 
     #[test]
     fn original_bytes_round_trip_exactly() {
-        let record = Record {
-            data: b"\xff\x00not json\n\r\"".to_vec(),
-            partition_key: "k".into(),
-            position: Position::parse("49590338271490256608559692538361571095921575989136588898")
-                .unwrap()
-                .with_sub(3),
-            arrival: Timestamp::from_unix_millis(1_700_000_000_123),
-        };
+        let position = Position::parse("49590338271490256608559692538361571095921575989136588898")
+            .unwrap()
+            .with_sub(3);
+        let arrival = Timestamp::from_unix_millis(1_700_000_000_123);
+        let record = Record::new(
+            b"\xff\x00not json\n\r\"".to_vec(),
+            "k".into(),
+            position,
+            arrival,
+        );
         let failure = Failure::new(ErrorType::Rejected, "invalid_json", "expected value");
         let id = TransformId {
             name: "retail".into(),

@@ -14,10 +14,17 @@
 //! ([`envelope`]) and writes them through a [`storage::Store`]. Pure stages take no wasmtime or
 //! storage types, so they are tested on their own.
 
+pub mod app;
+pub mod aws;
 pub mod cli;
+pub mod config;
 pub mod encode;
 pub mod envelope;
 pub mod failure;
+pub mod handler;
+pub mod kinesis;
+pub mod logging;
+pub mod metrics;
 pub mod object;
 pub mod partition;
 pub mod pipeline;

@@ -25,8 +25,8 @@ pub struct Object {
     pub destination: Destination,
     /// Key relative to the destination's prefix.
     pub key: String,
-    /// Gzip'd NDJSON.
-    pub body: Vec<u8>,
+    /// Gzip'd NDJSON (shared, so storing it copies nothing).
+    pub body: bytes::Bytes,
     /// Lowest position of the records inside.
     pub first: Position,
     /// Highest position of the records inside.

@@ -12,10 +12,13 @@ use crate::partition::{PartitionLimits, build_path};
 use crate::record::{Batch, Record};
 use crate::sequence::Position;
 use crate::storage::Store;
+use crate::transform::WasmTransform;
 use crate::transform::{RecordTransform, TransformId};
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// Bounds and encoding settings for batches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +91,10 @@ pub struct BatchReport {
     pub unstored: Option<Position>,
     /// Why objects could not be stored.
     pub store_errors: Vec<String>,
+    /// Time spent transforming, grouping and encoding.
+    pub transform_time: Duration,
+    /// Time spent storing.
+    pub store_time: Duration,
 }
 
 /// Runs each record through the transform and sorts it into a partition group or a failure.
@@ -148,6 +155,9 @@ pub fn transform_batch(
 
 /// Refuses records the transform must not see.
 fn check_record(record: &Record, max_bytes: usize) -> Result<(), Failure> {
+    if let Some(failure) = &record.undecodable {
+        return Err(Failure::clone(failure));
+    }
     if record.data.is_empty() {
         return Err(Failure::new(
             ErrorType::InvalidRecord,
@@ -194,7 +204,7 @@ pub fn encode_batch(
         objects.push(Object {
             destination: Destination::Lake,
             key: object::lake_key(&group.partition, &name),
-            body: encode::gzip(&ndjson, gzip_level),
+            body: encode::gzip(&ndjson, gzip_level).into(),
             first,
             last,
             records: group.members.len(),
@@ -221,7 +231,7 @@ pub fn encode_batch(
         objects.push(Object {
             destination: Destination::Failed,
             key: object::failed_key(error_type, &day, &name),
-            body: encode::gzip(&ndjson, gzip_level),
+            body: encode::gzip(&ndjson, gzip_level).into(),
             first,
             last,
             records: failures.len(),
@@ -284,7 +294,7 @@ pub async fn store_batch(
                 }
             }
             Err(error) => {
-                tracing::error!(key = %object.key, first = %object.first, error = %error, "object not stored");
+                tracing::warn!(key = %object.key, first = %object.first, error = %error, "object not stored");
                 report.store_errors.push(format!("{}: {error}", object.key));
                 if report
                     .unstored
@@ -310,34 +320,85 @@ pub struct Pipeline {
     pub config: PipelineConfig,
 }
 
+/// A batch after the CPU stages: its objects, ready to store.
+#[derive(Debug)]
+pub struct Prepared {
+    /// Lake and failed objects.
+    pub objects: Vec<Object>,
+    /// Records in the batch.
+    pub records: usize,
+    /// Failed records by class.
+    pub failed_by_type: BTreeMap<ErrorType, usize>,
+    /// Time spent transforming, grouping and encoding.
+    pub transform_time: Duration,
+}
+
 impl Pipeline {
-    /// Processes one batch end to end.
-    pub async fn process(
+    /// The CPU stages: transform, group, encode. Synchronous; see [`Pipeline::process`].
+    pub fn prepare(
         &self,
         batch: &Batch,
         transform: &mut dyn RecordTransform,
         id: &TransformId,
-    ) -> BatchReport {
-        let span = tracing::info_span!("batch", source = %batch.source, records = batch.records.len(), transform = %id.short());
-        let sorted = span.in_scope(|| transform_batch(batch, transform, &self.config));
-        let objects = span.in_scope(|| encode_batch(batch, &sorted, id, self.config.gzip_level));
+    ) -> Prepared {
+        let started = Instant::now();
+        let sorted = transform_batch(batch, transform, &self.config);
+        let objects = encode_batch(batch, &sorted, id, self.config.gzip_level);
+        let mut failed_by_type = BTreeMap::new();
+        for (_, failure) in &sorted.failures {
+            *failed_by_type.entry(failure.error_type).or_default() += 1;
+        }
+        Prepared {
+            objects,
+            records: batch.records.len(),
+            failed_by_type,
+            transform_time: started.elapsed(),
+        }
+    }
+
+    /// Stores a prepared batch and reports what is durably stored.
+    pub async fn store(&self, prepared: Prepared) -> BatchReport {
+        let started = Instant::now();
         let concurrency = self.config.store_concurrency;
-        let mut report = tracing::Instrument::instrument(
-            store_batch(
-                &self.lake,
-                &self.failed,
-                objects,
-                batch.records.len(),
-                concurrency,
-            ),
-            span.clone(),
+        let mut report = store_batch(
+            &self.lake,
+            &self.failed,
+            prepared.objects,
+            prepared.records,
+            concurrency,
         )
         .await;
-        for (_, failure) in &sorted.failures {
-            *report.failed_by_type.entry(failure.error_type).or_default() += 1;
-        }
+        report.failed_by_type = prepared.failed_by_type;
+        report.transform_time = prepared.transform_time;
+        report.store_time = started.elapsed();
+        report
+    }
+
+    /// Processes one batch end to end with a wasm transform. The CPU stages run on the blocking
+    /// pool, so the async runtime keeps serving I/O (other batches' puts, the Lambda runtime).
+    pub async fn process(&self, batch: Batch, transform: &Arc<WasmTransform>) -> BatchReport {
+        let span = tracing::info_span!(
+            "batch",
+            source = %batch.source,
+            records = batch.records.len(),
+            transform = %transform.id().short()
+        );
+        let (pipeline, transform) = (self.clone(), Arc::clone(transform));
+        let cpu_span = span.clone();
+        let prepared = tokio::task::spawn_blocking(move || {
+            cpu_span.in_scope(|| pipeline.prepare(&batch, &mut transform.session(), transform.id()))
+        })
+        .await
+        .expect("the CPU stages do not panic");
+        let report = self.store(prepared).instrument(span.clone()).await;
         span.in_scope(|| {
-            tracing::info!(stored = report.stored, failed = report.failed, objects = report.objects, unstored = ?report.unstored, "batch done");
+            tracing::info!(
+                stored = report.stored,
+                failed = report.failed,
+                objects = report.objects,
+                unstored = ?report.unstored,
+                "batch done"
+            );
         });
         report
     }

@@ -1,5 +1,6 @@
 //! Records and batches: what sources produce and the pipeline consumes.
 
+use crate::failure::Failure;
 use crate::sequence::Position;
 pub use weir_guest_sdk::Timestamp;
 
@@ -15,6 +16,41 @@ pub struct Record {
     /// When the record arrived (Kinesis' approximate arrival time, a file's modification time,
     /// or the moment a line was read from stdin).
     pub arrival: Timestamp,
+    /// Why the source could not decode this record (a broken KPL aggregate, say); such a
+    /// record goes to the failed location as it is, without reaching the transform.
+    pub undecodable: Option<Box<Failure>>,
+}
+
+impl Record {
+    /// A decoded record.
+    pub fn new(
+        data: Vec<u8>,
+        partition_key: String,
+        position: Position,
+        arrival: Timestamp,
+    ) -> Self {
+        Self {
+            data,
+            partition_key,
+            position,
+            arrival,
+            undecodable: None,
+        }
+    }
+
+    /// A record the source could not decode, kept whole so nothing is lost.
+    pub fn undecodable(
+        data: Vec<u8>,
+        partition_key: String,
+        position: Position,
+        arrival: Timestamp,
+        why: Failure,
+    ) -> Self {
+        Self {
+            undecodable: Some(Box::new(why)),
+            ..Self::new(data, partition_key, position, arrival)
+        }
+    }
 }
 
 /// The records of one source (a shard, a file or directory, stdin) that are processed together,

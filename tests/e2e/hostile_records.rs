@@ -2,16 +2,18 @@
 //! directories: every file stays under the lake root, one level per partition column, and
 //! what could not be stored is reported by its lowest position.
 
+use std::sync::Arc;
 use weir::sequence::Position;
 use weir::transform::{TransformLimits, WasmTransform};
 use weir_tests::{batch_of, echo_section_wat, local_pipeline, read_envelopes, read_objects, wasm};
 
-fn echo() -> WasmTransform {
+fn echo() -> Arc<WasmTransform> {
     WasmTransform::from_bytes(
         "echo",
         &wasm(&echo_section_wat()),
         TransformLimits::default(),
     )
+    .map(Arc::new)
     .expect("the echo guest loads")
 }
 
@@ -36,9 +38,7 @@ async fn hostile_values_stay_inside_the_lake() {
         too_long.as_bytes(),
     ];
     let batch = batch_of(&values, 1);
-    let report = pipeline
-        .process(&batch, &mut transform.session(), transform.id())
-        .await;
+    let report = pipeline.process(batch, &transform).await;
     assert_eq!(report.unstored, None);
     assert_eq!(report.stored + report.failed, values.len());
 
@@ -81,9 +81,7 @@ async fn reports_the_lowest_position_not_stored() {
     let transform = echo();
     // Numbered 8, 9, 10, ...: "10" sorts before "9" as a string, not as a number.
     let batch = batch_of(&[b"A", b"C", b"B", b"A", b"", b"C"], 8);
-    let report = pipeline
-        .process(&batch, &mut transform.session(), transform.id())
-        .await;
+    let report = pipeline.process(batch, &transform).await;
     assert_eq!(report.stored, 2, "both A records");
     assert_eq!(report.failed, 1, "the empty record");
     assert_eq!(

@@ -4,4 +4,6 @@
 mod check_command;
 mod hostile_records;
 mod hostile_transforms;
+mod kinesis_poller;
+mod lambda;
 mod run_command;

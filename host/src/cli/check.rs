@@ -21,8 +21,8 @@ pub(super) struct CheckArgs {
     events: Vec<PathBuf>,
 }
 
-pub(super) fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
-    let transform = args.transform.load()?;
+pub(super) async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let transform = args.transform.load().await?;
     let config = PipelineConfig {
         max_record_bytes: args.transform.max_record_bytes,
         ..PipelineConfig::default()

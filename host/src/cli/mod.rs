@@ -2,6 +2,7 @@
 
 mod check;
 mod run;
+mod send;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -20,22 +21,25 @@ enum Command {
     Run(run::RunArgs),
     /// Show what a transform decides for each event, one JSON line per event.
     Check(check::CheckArgs),
+    /// Send events from files to a Kinesis stream (PutRecords, retrying refused entries).
+    Send(send::SendArgs),
 }
 
 /// Parses the arguments, runs the command and prints any error with its whole chain.
 pub fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WEIR_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    crate::logging::init_cli();
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Run(args) => run::run(args),
-        Command::Check(args) => check::check(args),
-    };
+    let result = tokio::runtime::Runtime::new()
+        .map_err(anyhow::Error::from)
+        .and_then(|runtime| {
+            runtime.block_on(async {
+                match cli.command {
+                    Command::Run(args) => run::run(args).await,
+                    Command::Check(args) => check::check(args).await,
+                    Command::Send(args) => send::send(args).await,
+                }
+            })
+        });
     match result {
         Ok(code) => code,
         Err(error) => {
@@ -48,29 +52,31 @@ pub fn main() -> ExitCode {
 /// Options shared by every command that runs a transform.
 #[derive(Debug, clap::Args)]
 struct TransformOptions {
-    /// The transform module (`.wasm`), built with weir-guest-sdk.
+    /// The transform module (`.wasm`, built with weir-guest-sdk): a path or s3://bucket/key.
     #[arg(long)]
-    transform: std::path::PathBuf,
+    transform: String,
     /// CPU budget per record, in fuel units (about one per wasm instruction).
     #[arg(long, default_value_t = crate::transform::TransformLimits::default().fuel_per_record)]
     fuel_per_record: u64,
     /// Memory cap per transform instance, in MiB.
     #[arg(long, default_value_t = 64)]
     memory_mib: usize,
+    /// Wall-clock limit per record, in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    deadline_ms: u64,
     /// Records larger than this many bytes go to the failed location untransformed.
     #[arg(long, default_value_t = crate::pipeline::PipelineConfig::default().max_record_bytes)]
     max_record_bytes: usize,
 }
 
 impl TransformOptions {
-    fn load(&self) -> anyhow::Result<crate::transform::WasmTransform> {
-        use anyhow::Context;
+    async fn load(&self) -> anyhow::Result<crate::transform::WasmTransform> {
         let limits = crate::transform::TransformLimits {
             fuel_per_record: self.fuel_per_record,
             memory_bytes: self.memory_mib << 20,
+            deadline: std::time::Duration::from_millis(self.deadline_ms),
             ..Default::default()
         };
-        crate::transform::WasmTransform::load(&self.transform, limits)
-            .with_context(|| format!("cannot load transform {}", self.transform.display()))
+        Ok(crate::app::load_transform(&self.transform, limits).await?)
     }
 }

@@ -1,31 +1,31 @@
-//! `weir run`: ingest files, directories or stdin into the lake.
+//! `weir run`: ingest files, directories, stdin or a Kinesis stream into the lake.
 
 use super::TransformOptions;
 use crate::failure::ErrorType;
-use crate::pipeline::{BatchReport, Pipeline, PipelineConfig};
-use crate::record::Batch;
+use crate::handler::Handler;
+use crate::pipeline::{BatchReport, PipelineConfig};
 use crate::sequence::Position;
-use crate::source::{BatchLimits, FileSource, Input, StdinSource};
-use crate::storage::Store;
-use crate::transform::WasmTransform;
+use crate::source::{
+    BatchLimits, FileSource, Input, PollOptions, StartAt, StdinSource, poll_stream,
+};
 use anyhow::Context;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, clap::Args)]
 pub(super) struct RunArgs {
-    /// Files holding one JSON event, NDJSON files (.ndjson, .jsonl), directories (recursed), or
-    /// `-` for NDJSON on stdin. Each argument is one source, like a shard.
+    /// Files holding one JSON event, NDJSON files (.ndjson, .jsonl), directories (recursed),
+    /// `-` for NDJSON on stdin, or kinesis://STREAM. Each argument is one source, like a shard.
     #[arg(long, required = true, num_args = 1..)]
     input: Vec<Input>,
     #[command(flatten)]
     transform: TransformOptions,
-    /// The lake: a directory.
+    /// The lake: a directory or s3://bucket/prefix.
     #[arg(long)]
     lake: String,
-    /// The failed location: a directory.
+    /// The failed location: a directory or s3://bucket/prefix.
     #[arg(long)]
     failed: String,
     /// Records per batch at most (a batch is also capped at 6 MB, like a Lambda payload).
@@ -37,6 +37,18 @@ pub(super) struct RunArgs {
     /// Gzip level of lake and failed objects (0-9).
     #[arg(long, default_value_t = crate::encode::DEFAULT_GZIP_LEVEL, value_parser = clap::value_parser!(u32).range(0..=9))]
     gzip_level: u32,
+    /// Objects written at once.
+    #[arg(long, default_value_t = PipelineConfig::default().store_concurrency)]
+    store_concurrency: usize,
+    /// Kinesis: where shards start when there is no checkpoint yet.
+    #[arg(long, value_enum, default_value_t = StartAt::TrimHorizon)]
+    from: StartAt,
+    /// Kinesis: stop once every shard is read to its tip, instead of polling forever.
+    #[arg(long)]
+    stop_when_idle: bool,
+    /// Print one CloudWatch Embedded Metric Format line per batch on stdout.
+    #[arg(long)]
+    metrics: bool,
 }
 
 /// Totals over all batches.
@@ -52,65 +64,111 @@ struct Totals {
 }
 
 impl Totals {
-    fn add(&mut self, source: &str, report: BatchReport) {
+    fn add(&mut self, source: &str, report: &BatchReport) {
         self.records += report.records;
         self.stored += report.stored;
         self.failed += report.failed;
         self.objects += report.objects;
-        for (error_type, count) in report.failed_by_type {
-            *self.failed_by_type.entry(error_type).or_default() += count;
+        for (error_type, count) in &report.failed_by_type {
+            *self.failed_by_type.entry(*error_type).or_default() += count;
         }
-        if let Some(position) = report.unstored {
-            self.unstored
-                .push((source.to_owned(), position, report.store_errors));
+        if let Some(position) = &report.unstored {
+            self.unstored.push((
+                source.to_owned(),
+                position.clone(),
+                report.store_errors.clone(),
+            ));
         }
+    }
+
+    fn summary(&self, elapsed: Duration) -> String {
+        let mut summary = format!(
+            "{} records: {} stored, {} failed",
+            self.records, self.stored, self.failed
+        );
+        if !self.failed_by_type.is_empty() {
+            let by_type: Vec<String> = self
+                .failed_by_type
+                .iter()
+                .map(|(t, n)| format!("{t} {n}"))
+                .collect();
+            summary.push_str(&format!(" ({})", by_type.join(", ")));
+        }
+        summary.push_str(&format!(", {} objects, {elapsed:.2?}", self.objects));
+        summary
     }
 }
 
-pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let transform = args.transform.load()?;
+    let transform = args.transform.load().await?;
     let config = PipelineConfig {
         max_record_bytes: args.transform.max_record_bytes,
         gzip_level: args.gzip_level,
+        store_concurrency: args.store_concurrency.max(1),
         ..PipelineConfig::default()
     };
-    let open = |what, location: &str| {
-        Store::open(location)
-            .map(Arc::new)
-            .with_context(|| format!("cannot open the {what} {location:?}"))
-    };
-    let pipeline = Pipeline {
-        lake: open("lake", &args.lake)?,
-        failed: open("failed location", &args.failed)?,
-        config,
-    };
+    let pipeline = crate::app::pipeline(&args.lake, &args.failed, config).await?;
+    let handler = Handler::new(pipeline, Arc::new(transform), args.metrics);
     let limits = BatchLimits {
         max_records: args.batch_size as usize,
         window: Duration::from_millis(args.batch_window_ms),
         ..BatchLimits::default()
     };
-    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
-    let totals = runtime.block_on(ingest(&args.input, &transform, &pipeline, &limits))?;
-
-    let mut summary = format!(
-        "{} records: {} stored, {} failed",
-        totals.records, totals.stored, totals.failed
-    );
-    if !totals.failed_by_type.is_empty() {
-        let by_type: Vec<String> = totals
-            .failed_by_type
-            .iter()
-            .map(|(t, n)| format!("{t} {n}"))
-            .collect();
-        summary.push_str(&format!(" ({})", by_type.join(", ")));
+    let totals = Arc::new(Mutex::new(Totals::default()));
+    let record = {
+        let totals = Arc::clone(&totals);
+        move |source: &str, report: &BatchReport| {
+            totals
+                .lock()
+                .expect("totals are never poisoned")
+                .add(source, report)
+        }
+    };
+    for input in &args.input {
+        match input {
+            Input::Path(path) => {
+                let mut source = FileSource::open(path)?;
+                while let Some(batch) = source.next_batch(&limits)? {
+                    let label = batch.source.clone();
+                    record(&label, &handler.handle_batch(batch).await);
+                }
+            }
+            Input::Stdin => {
+                let mut source = StdinSource::open();
+                while let Some(batch) = source
+                    .next_batch(&limits)
+                    .await
+                    .context("cannot read stdin")?
+                {
+                    let label = batch.source.clone();
+                    record(&label, &handler.handle_batch(batch).await);
+                }
+            }
+            Input::Kinesis(stream) => {
+                let options = PollOptions {
+                    start_at: args.from,
+                    stop_when_idle: args.stop_when_idle,
+                    limits,
+                    idle_poll: Duration::from_millis(500),
+                    max_store_attempts: 10,
+                };
+                let client = crate::aws::kinesis_client().await;
+                poll_stream(&client, stream, &handler, options, record.clone())
+                    .await
+                    .with_context(|| format!("cannot read kinesis://{stream}"))?;
+            }
+        }
     }
-    summary.push_str(&format!(
-        ", {} objects, {:.2?}",
-        totals.objects,
-        started.elapsed()
-    ));
-    println!("{summary}");
+
+    let totals = totals.lock().expect("totals are never poisoned");
+    // With --metrics, stdout carries EMF lines; the summary goes with the logs.
+    let summary = totals.summary(started.elapsed());
+    if args.metrics {
+        eprintln!("{summary}")
+    } else {
+        println!("{summary}")
+    }
     if totals.unstored.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
@@ -121,39 +179,4 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::FAILURE)
-}
-
-async fn ingest(
-    inputs: &[Input],
-    transform: &WasmTransform,
-    pipeline: &Pipeline,
-    limits: &BatchLimits,
-) -> anyhow::Result<Totals> {
-    let mut totals = Totals::default();
-    let process = async |batch: Batch, totals: &mut Totals| {
-        let mut session = transform.session();
-        let report = pipeline.process(&batch, &mut session, transform.id()).await;
-        totals.add(&batch.source, report);
-    };
-    for input in inputs {
-        match input {
-            Input::Path(path) => {
-                let mut source = FileSource::open(path)?;
-                while let Some(batch) = source.next_batch(limits)? {
-                    process(batch, &mut totals).await;
-                }
-            }
-            Input::Stdin => {
-                let mut source = StdinSource::open();
-                while let Some(batch) = source
-                    .next_batch(limits)
-                    .await
-                    .context("cannot read stdin")?
-                {
-                    process(batch, &mut totals).await;
-                }
-            }
-        }
-    }
-    Ok(totals)
 }

@@ -86,12 +86,8 @@ impl FileSource {
     fn push(&mut self, data: Vec<u8>, partition_key: String, arrival: Timestamp) {
         let position = Position::from_index(self.next_index);
         self.next_index += 1;
-        self.pending.push_back(Record {
-            data,
-            partition_key,
-            position,
-            arrival,
-        });
+        self.pending
+            .push_back(Record::new(data, partition_key, position, arrival));
     }
 }
 

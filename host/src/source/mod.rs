@@ -5,9 +5,11 @@
 //! Lambda invocation's: a record count and a payload size.
 
 mod files;
+mod kinesis;
 mod stdin;
 
 pub use files::FileSource;
+pub use kinesis::{PollError, PollOptions, StartAt, poll_stream};
 pub use stdin::{STDIN_LABEL, StdinSource};
 
 use std::path::PathBuf;
@@ -44,11 +46,13 @@ pub enum Input {
     Path(PathBuf),
     /// NDJSON on standard input (`-`).
     Stdin,
+    /// A Kinesis data stream (`kinesis://STREAM`), read shard by shard.
+    Kinesis(String),
 }
 
 /// An input this build cannot read.
 #[derive(Debug, thiserror::Error)]
-#[error("unsupported input {0:?}: give a file, a directory or `-` for stdin")]
+#[error("unsupported input {0:?}: give a file, a directory, `-` for stdin or kinesis://STREAM")]
 pub struct UnsupportedInput(pub String);
 
 impl std::str::FromStr for Input {
@@ -57,6 +61,10 @@ impl std::str::FromStr for Input {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "-" => Ok(Self::Stdin),
+            _ if s.starts_with("kinesis://") => match &s["kinesis://".len()..] {
+                "" => Err(UnsupportedInput(s.to_owned())),
+                stream => Ok(Self::Kinesis(stream.to_owned())),
+            },
             _ if s.contains("://") => Err(UnsupportedInput(s.to_owned())),
             _ => Ok(Self::Path(s.into())),
         }

@@ -104,12 +104,12 @@ fn read_lines(mut reader: impl BufRead, sender: &mpsc::Sender<io::Result<Record>
         if data.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let record = Record {
-            data: data.to_vec(),
-            partition_key: format!("{STDIN_LABEL}:{line_number}"),
-            position: Position::from_index(line_number),
-            arrival: crate::record::now(),
-        };
+        let record = Record::new(
+            data.to_vec(),
+            format!("{STDIN_LABEL}:{line_number}"),
+            Position::from_index(line_number),
+            crate::record::now(),
+        );
         if sender.blocking_send(Ok(record)).is_err() {
             return;
         }

@@ -1,9 +1,11 @@
-//! Storage: where lake and failed objects are written. The embedded default is a local
-//! directory; S3 (`s3://bucket/prefix`) plugs in as another [`Store`] variant.
+//! Storage: where lake and failed objects are written: a local directory (the embedded
+//! default) or an S3 bucket and prefix (`s3://bucket/prefix`).
 
 mod local;
+mod s3;
 
 pub use local::LocalStore;
+pub use s3::S3Store;
 
 use crate::object::Object;
 
@@ -22,9 +24,20 @@ pub enum StoreError {
     /// A key that would leave the destination (never produced by the pipeline; checked anyway).
     #[error("refusing key {0:?}: it would leave the destination")]
     UnsafeKey(String),
-    /// A location this build cannot write to yet.
-    #[error("unsupported location {0:?}: use a local directory")]
-    Unsupported(String),
+    /// A location that is neither a directory nor `s3://bucket[/prefix]`.
+    #[error("invalid location {0:?}: give a directory or s3://bucket[/prefix]")]
+    InvalidLocation(String),
+    /// An S3 put that still failed after the SDK's retries.
+    #[error("cannot write s3://{bucket}/{key}")]
+    S3 {
+        /// The bucket.
+        bucket: String,
+        /// The full key.
+        key: String,
+        /// The SDK's error, with its whole context.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 /// A destination for objects.
@@ -32,13 +45,18 @@ pub enum StoreError {
 pub enum Store {
     /// A directory on the local file system.
     Local(LocalStore),
+    /// A bucket and prefix in S3.
+    S3(S3Store),
 }
 
 impl Store {
-    /// Opens a location: a directory path (created if missing).
-    pub fn open(location: &str) -> Result<Self, StoreError> {
+    /// Opens a location: `s3://bucket[/prefix]`, or a directory path (created if missing).
+    pub async fn open(location: &str) -> Result<Self, StoreError> {
+        if location.starts_with("s3://") {
+            return S3Store::open(location).await.map(Self::S3);
+        }
         if location.contains("://") {
-            return Err(StoreError::Unsupported(location.to_owned()));
+            return Err(StoreError::InvalidLocation(location.to_owned()));
         }
         LocalStore::open(location.as_ref()).map(Self::Local)
     }
@@ -47,6 +65,7 @@ impl Store {
     pub async fn put(&self, object: &Object) -> Result<(), StoreError> {
         match self {
             Self::Local(store) => store.put(object).await,
+            Self::S3(store) => store.put(object).await,
         }
     }
 }
@@ -55,6 +74,7 @@ impl std::fmt::Display for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Local(store) => write!(f, "{}", store.root().display()),
+            Self::S3(store) => write!(f, "{store}"),
         }
     }
 }

@@ -76,6 +76,15 @@ pub struct WasmTransform {
     pub(crate) limits: TransformLimits,
 }
 
+impl std::fmt::Debug for WasmTransform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmTransform")
+            .field("id", &self.id)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
 impl WasmTransform {
     /// Loads a transform from a `.wasm` file; its name is the file stem.
     pub fn load(path: &Path, limits: TransformLimits) -> Result<Self, LoadError> {

@@ -1,0 +1,192 @@
+//! The Lambda's configuration, from environment variables, read and checked once at cold start.
+
+use crate::pipeline::PipelineConfig;
+use crate::transform::TransformLimits;
+use std::time::Duration;
+
+/// Why the configuration is unusable; the message names the variable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A required variable is unset or empty.
+    #[error("{var} is not set: {what}")]
+    Missing {
+        /// The variable.
+        var: &'static str,
+        /// What it should hold.
+        what: &'static str,
+    },
+    /// A variable holds something unusable.
+    #[error("{var}={value:?} is invalid: {reason}")]
+    Invalid {
+        /// The variable.
+        var: &'static str,
+        /// Its value.
+        value: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Everything the Lambda needs, from its environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// `WEIR_LAKE`: `s3://bucket/prefix` (or a directory, for local runs).
+    pub lake: String,
+    /// `WEIR_FAILED`: `s3://bucket/prefix` (or a directory).
+    pub failed: String,
+    /// `WEIR_TRANSFORM`: the transform module, `s3://bucket/key.wasm` or a file path.
+    pub transform: String,
+    /// Sandbox limits: `WEIR_FUEL_PER_RECORD`, `WEIR_MEMORY_MIB`, `WEIR_DEADLINE_MS`.
+    pub limits: TransformLimits,
+    /// `WEIR_MAX_RECORD_BYTES`, `WEIR_GZIP_LEVEL`, `WEIR_STORE_CONCURRENCY`.
+    pub pipeline: PipelineConfig,
+}
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|var| std::env::var(var).ok())
+    }
+
+    /// Reads variables through `lookup` (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |var: &'static str| lookup(var).filter(|v| !v.trim().is_empty());
+        let required = |var: &'static str, what| get(var).ok_or(ConfigError::Missing { var, what });
+        let number = |var: &'static str, default: u64, range: std::ops::RangeInclusive<u64>| {
+            match get(var) {
+                None => Ok(default),
+                Some(value) => match value.trim().parse::<u64>() {
+                    Ok(n) if range.contains(&n) => Ok(n),
+                    _ => Err(ConfigError::Invalid {
+                        var,
+                        value,
+                        reason: format!(
+                            "expected a whole number from {} to {}",
+                            range.start(),
+                            range.end()
+                        ),
+                    }),
+                },
+            }
+        };
+        let location = |var: &'static str, what| {
+            let value = required(var, what)?;
+            if value.contains("://") && !value.starts_with("s3://") {
+                return Err(ConfigError::Invalid {
+                    var,
+                    value,
+                    reason: "expected s3://bucket[/prefix] or a path".into(),
+                });
+            }
+            Ok(value)
+        };
+        let limits_default = TransformLimits::default();
+        let pipeline_default = PipelineConfig::default();
+        let limits = TransformLimits {
+            fuel_per_record: number(
+                "WEIR_FUEL_PER_RECORD",
+                limits_default.fuel_per_record,
+                1_000..=u64::MAX,
+            )?,
+            memory_bytes: number("WEIR_MEMORY_MIB", 64, 1..=4096)? as usize * (1 << 20),
+            deadline: Duration::from_millis(number("WEIR_DEADLINE_MS", 1_000, 10..=900_000)?),
+            ..limits_default
+        };
+        let pipeline = PipelineConfig {
+            max_record_bytes: number(
+                "WEIR_MAX_RECORD_BYTES",
+                pipeline_default.max_record_bytes as u64,
+                1..=(64 << 20),
+            )? as usize,
+            gzip_level: number(
+                "WEIR_GZIP_LEVEL",
+                u64::from(pipeline_default.gzip_level),
+                0..=9,
+            )? as u32,
+            store_concurrency: number(
+                "WEIR_STORE_CONCURRENCY",
+                pipeline_default.store_concurrency as u64,
+                1..=256,
+            )? as usize,
+            ..pipeline_default
+        };
+        Ok(Self {
+            lake: location("WEIR_LAKE", "the lake, s3://bucket/prefix")?,
+            failed: location("WEIR_FAILED", "the failed location, s3://bucket/prefix")?,
+            transform: location(
+                "WEIR_TRANSFORM",
+                "the transform module, s3://bucket/key.wasm",
+            )?,
+            limits,
+            pipeline,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|var| vars.get(var).cloned())
+    }
+
+    const BASE: [(&str, &str); 3] = [
+        ("WEIR_LAKE", "s3://lake/events"),
+        ("WEIR_FAILED", "s3://failed"),
+        ("WEIR_TRANSFORM", "s3://registry/retail.wasm"),
+    ];
+
+    #[test]
+    fn reads_locations_and_defaults() {
+        let config = config(&BASE).unwrap();
+        assert_eq!(config.lake, "s3://lake/events");
+        assert_eq!(config.limits, TransformLimits::default());
+        assert_eq!(config.pipeline, PipelineConfig::default());
+    }
+
+    #[test]
+    fn names_the_missing_variable() {
+        let err = config(&BASE[..2]).unwrap_err();
+        assert!(
+            err.to_string().starts_with("WEIR_TRANSFORM is not set"),
+            "{err}"
+        );
+        let err = config(&[("WEIR_LAKE", " "), BASE[1], BASE[2]]).unwrap_err();
+        assert!(err.to_string().starts_with("WEIR_LAKE is not set"), "{err}");
+    }
+
+    #[test]
+    fn names_the_invalid_variable() {
+        for (var, value) in [
+            ("WEIR_GZIP_LEVEL", "11"),
+            ("WEIR_MEMORY_MIB", "lots"),
+            ("WEIR_LAKE", "gs://lake"),
+        ] {
+            let mut vars = BASE.to_vec();
+            vars.retain(|(k, _)| *k != var);
+            vars.push((var, value));
+            let err = config(&vars).unwrap_err();
+            assert!(err.to_string().starts_with(&format!("{var}=")), "{err}");
+        }
+    }
+
+    #[test]
+    fn reads_limits() {
+        let mut vars = BASE.to_vec();
+        vars.extend([
+            ("WEIR_MEMORY_MIB", "128"),
+            ("WEIR_DEADLINE_MS", "250"),
+            ("WEIR_GZIP_LEVEL", "6"),
+        ]);
+        let config = config(&vars).unwrap();
+        assert_eq!(config.limits.memory_bytes, 128 << 20);
+        assert_eq!(config.limits.deadline, Duration::from_millis(250));
+        assert_eq!(config.pipeline.gzip_level, 6);
+    }
+}

@@ -1,0 +1,64 @@
+//! The batch handler every deployment mode shares: the Lambda, the Kinesis shard poller and
+//! `weir run` on files all hand it batches and act on its answer.
+
+use crate::kinesis::batches_from_event;
+use crate::metrics::emf_line;
+use crate::pipeline::{BatchReport, Pipeline};
+use crate::record::Batch;
+use crate::sequence::InvalidSequenceNumber;
+use crate::transform::WasmTransform;
+use aws_lambda_events::event::kinesis::KinesisEvent;
+use aws_lambda_events::event::streams::KinesisEventResponse;
+use std::sync::Arc;
+
+/// Runs batches through the pipeline with one transform.
+#[derive(Debug, Clone)]
+pub struct Handler {
+    pipeline: Pipeline,
+    transform: Arc<WasmTransform>,
+    emit_metrics: bool,
+}
+
+impl Handler {
+    /// A handler; `emit_metrics` prints one CloudWatch EMF line per batch on stdout.
+    pub fn new(pipeline: Pipeline, transform: Arc<WasmTransform>, emit_metrics: bool) -> Self {
+        Self {
+            pipeline,
+            transform,
+            emit_metrics,
+        }
+    }
+
+    /// The transform in use.
+    pub fn transform(&self) -> &Arc<WasmTransform> {
+        &self.transform
+    }
+
+    /// Processes one source's batch; the report's `unstored` is where to resume from.
+    pub async fn handle_batch(&self, batch: Batch) -> BatchReport {
+        let report = self.pipeline.process(batch, &self.transform).await;
+        if self.emit_metrics {
+            let now = crate::record::now().unix_millis();
+            println!("{}", emf_line(&report, &self.transform.id().name, now));
+        }
+        report
+    }
+
+    /// A Lambda invocation: every record is stored in the lake or the failed bucket, or its
+    /// shard's lowest unstored sequence number is reported so Lambda retries from there.
+    pub async fn handle_event(
+        &self,
+        event: KinesisEvent,
+    ) -> Result<KinesisEventResponse, InvalidSequenceNumber> {
+        let mut response = KinesisEventResponse::default();
+        for batch in batches_from_event(event)? {
+            let source = batch.source.clone();
+            let report = self.handle_batch(batch).await;
+            if let Some(position) = report.unstored {
+                tracing::warn!(shard = %source, sequence_number = %position, errors = ?report.store_errors, "records not stored; reporting for retry");
+                response.add_failure(position.sequence_number());
+            }
+        }
+        Ok(response)
+    }
+}

@@ -1,0 +1,191 @@
+//! Kinesis records into batches: shard grouping, sequence numbers, and KPL de-aggregation.
+//!
+//! The Lambda's event and the shard poller's GetRecords answers both end up here, so both
+//! deployment modes build the same batches from the same bytes.
+
+mod kpl;
+
+pub use kpl::{KplError, UserRecord, aggregate, deaggregate, is_aggregate};
+
+use crate::failure::{ErrorType, Failure};
+use crate::record::{Batch, Record, Timestamp};
+use crate::sequence::{InvalidSequenceNumber, Position};
+use aws_lambda_events::event::kinesis::KinesisEvent;
+
+/// Appends the record's user records to `out`: itself, or, for a KPL aggregate, each user
+/// record with its sub-sequence number. A broken aggregate is kept whole, marked undecodable.
+pub fn push_records(
+    data: Vec<u8>,
+    partition_key: String,
+    position: Position,
+    arrival: Timestamp,
+    out: &mut Vec<Record>,
+) {
+    if !is_aggregate(&data) {
+        out.push(Record::new(data, partition_key, position, arrival));
+        return;
+    }
+    match deaggregate(&data) {
+        Ok(users) => {
+            for (sub, user) in (0u32..).zip(users) {
+                out.push(Record::new(
+                    user.data,
+                    user.partition_key,
+                    position.clone().with_sub(sub),
+                    arrival,
+                ));
+            }
+        }
+        Err(error) => {
+            let why = Failure::new(ErrorType::InvalidRecord, error.code(), error.to_string());
+            out.push(Record::undecodable(
+                data,
+                partition_key,
+                position,
+                arrival,
+                why,
+            ));
+        }
+    }
+}
+
+/// The shard a Lambda Kinesis record came from: its `eventID` is `shardId-…:sequence number`.
+fn shard_of(event_id: Option<&str>) -> &str {
+    event_id
+        .and_then(|id| id.split_once(':'))
+        .map_or("unknown-shard", |(shard, _)| shard)
+}
+
+/// A Lambda invocation's records as batches, one per shard (an event source mapping sends one
+/// shard per invocation), in stream order.
+pub fn batches_from_event(event: KinesisEvent) -> Result<Vec<Batch>, InvalidSequenceNumber> {
+    let mut batches: Vec<Batch> = Vec::new();
+    for record in event.records {
+        let shard = crate::record::source_label(shard_of(record.event_id.as_deref()));
+        let kinesis = record.kinesis;
+        let position = Position::parse(&kinesis.sequence_number)?;
+        let arrival =
+            Timestamp::from_unix_millis(kinesis.approximate_arrival_timestamp.0.timestamp_millis());
+        let batch = match batches.iter_mut().position(|b| b.source == shard) {
+            Some(at) => &mut batches[at],
+            None => {
+                batches.push(Batch {
+                    source: shard,
+                    records: Vec::new(),
+                });
+                batches.last_mut().expect("just pushed")
+            }
+        };
+        push_records(
+            kinesis.data.0,
+            kinesis.partition_key,
+            position,
+            arrival,
+            &mut batch.records,
+        );
+    }
+    Ok(batches)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn event(records: &[(&str, &str, &[u8])]) -> KinesisEvent {
+        use base64::Engine as _;
+        let records: Vec<_> = records
+            .iter()
+            .map(|(shard, seq, data)| {
+                json!({
+                    "eventID": format!("{shard}:{seq}"),
+                    "eventSource": "aws:kinesis",
+                    "kinesis": {
+                        "approximateArrivalTimestamp": 1_700_000_000.5,
+                        "data": base64::engine::general_purpose::STANDARD.encode(data),
+                        "partitionKey": "pk",
+                        "sequenceNumber": seq,
+                        "kinesisSchemaVersion": "1.0"
+                    }
+                })
+            })
+            .collect();
+        serde_json::from_value(json!({ "Records": records })).unwrap()
+    }
+
+    #[test]
+    fn groups_records_by_shard_in_order() {
+        let batches = batches_from_event(event(&[
+            ("shardId-000000000001", "10", b"a"),
+            ("shardId-000000000002", "7", b"b"),
+            ("shardId-000000000001", "11", b"c"),
+        ]))
+        .unwrap();
+        assert_eq!(batches.len(), 2);
+        assert_eq!(batches[0].source, "shardId-000000000001");
+        let data: Vec<&[u8]> = batches[0]
+            .records
+            .iter()
+            .map(|r| r.data.as_slice())
+            .collect();
+        assert_eq!(data, [b"a", b"c"]);
+        assert_eq!(
+            batches[0].records[1].position,
+            Position::parse("11").unwrap()
+        );
+        assert_eq!(
+            batches[0].records[0].arrival.unix_millis(),
+            1_700_000_000_500
+        );
+    }
+
+    #[test]
+    fn expands_kpl_aggregates_with_sub_sequence_numbers() {
+        let aggregate = aggregate(&[
+            UserRecord {
+                partition_key: "u1".into(),
+                explicit_hash_key: None,
+                data: b"{\"a\":1}".to_vec(),
+            },
+            UserRecord {
+                partition_key: "u2".into(),
+                explicit_hash_key: None,
+                data: b"{\"a\":2}".to_vec(),
+            },
+        ]);
+        let batches = batches_from_event(event(&[
+            ("shardId-0", "42", &aggregate),
+            ("shardId-0", "43", b"plain"),
+        ]))
+        .unwrap();
+        let records = &batches[0].records;
+        assert_eq!(records.len(), 3);
+        assert_eq!(records[1].data, b"{\"a\":2}");
+        assert_eq!(records[1].partition_key, "u2");
+        assert_eq!(
+            records[1].position,
+            Position::parse("42").unwrap().with_sub(1)
+        );
+        assert_eq!(records[2].position, Position::parse("43").unwrap());
+    }
+
+    #[test]
+    fn keeps_a_broken_aggregate_whole_and_marked() {
+        let mut aggregate = aggregate(&[UserRecord {
+            partition_key: "u".into(),
+            explicit_hash_key: None,
+            data: b"{}".to_vec(),
+        }]);
+        let last = aggregate.len() - 1;
+        aggregate[last] ^= 1;
+        let batches = batches_from_event(event(&[("shardId-0", "5", &aggregate)])).unwrap();
+        let record = &batches[0].records[0];
+        assert_eq!(record.data, aggregate);
+        assert_eq!(record.undecodable.as_ref().unwrap().code, "kpl_checksum");
+    }
+
+    #[test]
+    fn refuses_a_sequence_number_that_is_not_a_number() {
+        assert!(batches_from_event(event(&[("shardId-0", "abc", b"x")])).is_err());
+    }
+}

@@ -1,0 +1,120 @@
+//! Per-batch metrics as CloudWatch Embedded Metric Format: one JSON line on stdout per batch,
+//! which CloudWatch turns into metrics without an API call from the function.
+
+use crate::pipeline::BatchReport;
+use serde_json::{Map, Value, json};
+
+/// The CloudWatch namespace of Weir's metrics.
+pub const NAMESPACE: &str = "Weir";
+
+/// The EMF document for one batch, dimensioned by transform name.
+pub fn emf_line(report: &BatchReport, transform: &str, timestamp_millis: i64) -> String {
+    let mut values = Map::new();
+    let mut metric = |name: String, value: f64, unit: &str, definitions: &mut Vec<Value>| {
+        definitions.push(json!({ "Name": name, "Unit": unit }));
+        values.insert(name, json!(value));
+    };
+    let mut definitions = Vec::new();
+    metric(
+        "RecordsIn".into(),
+        report.records as f64,
+        "Count",
+        &mut definitions,
+    );
+    metric(
+        "RecordsStored".into(),
+        report.stored as f64,
+        "Count",
+        &mut definitions,
+    );
+    metric(
+        "RecordsFailed".into(),
+        report.failed as f64,
+        "Count",
+        &mut definitions,
+    );
+    for (error_type, count) in &report.failed_by_type {
+        metric(
+            format!("Failed.{error_type}"),
+            *count as f64,
+            "Count",
+            &mut definitions,
+        );
+    }
+    let unstored = report.records - report.stored - report.failed;
+    metric(
+        "RecordsNotStored".into(),
+        unstored as f64,
+        "Count",
+        &mut definitions,
+    );
+    metric(
+        "ObjectsWritten".into(),
+        report.objects as f64,
+        "Count",
+        &mut definitions,
+    );
+    metric(
+        "TransformTime".into(),
+        millis(report.transform_time),
+        "Milliseconds",
+        &mut definitions,
+    );
+    metric(
+        "StoreTime".into(),
+        millis(report.store_time),
+        "Milliseconds",
+        &mut definitions,
+    );
+    let mut document = json!({
+        "_aws": {
+            "Timestamp": timestamp_millis,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [["Transform"]],
+                "Metrics": definitions,
+            }]
+        },
+        "Transform": transform,
+    });
+    document
+        .as_object_mut()
+        .expect("built as an object")
+        .extend(values);
+    document.to_string()
+}
+
+fn millis(duration: std::time::Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::failure::ErrorType;
+
+    #[test]
+    fn declares_every_value_it_carries() {
+        let mut report = BatchReport {
+            records: 10,
+            stored: 7,
+            failed: 2,
+            objects: 3,
+            ..BatchReport::default()
+        };
+        report.failed_by_type.insert(ErrorType::Rejected, 2);
+        let line = emf_line(&report, "retail", 1_700_000_000_000);
+        assert!(!line.contains('\n'));
+        let doc: Value = serde_json::from_str(&line).unwrap();
+        let declared = doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap();
+        for definition in declared {
+            let name = definition["Name"].as_str().unwrap();
+            assert!(doc[name].is_number(), "{name} is declared and present");
+        }
+        assert_eq!(doc["RecordsNotStored"], 1.0);
+        assert_eq!(doc["Failed.rejected"], 2.0);
+        assert_eq!(doc["Transform"], "retail");
+    }
+}

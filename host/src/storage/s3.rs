@@ -1,0 +1,115 @@
+//! An S3 bucket and prefix as lake or failed location.
+
+use super::StoreError;
+use crate::encode::{CONTENT_ENCODING, CONTENT_TYPE};
+use crate::object::Object;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ChecksumAlgorithm;
+
+/// Objects under `s3://bucket/prefix/`. Each put carries a CRC32C checksum that S3 verifies
+/// before it stores the object, and metadata naming the transform and the sequence range.
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    prefix: String,
+}
+
+impl S3Store {
+    /// Parses `s3://bucket[/prefix]` and connects with the shared SDK configuration.
+    pub async fn open(location: &str) -> Result<Self, StoreError> {
+        let (bucket, prefix) = parse_location(location)?;
+        Ok(Self {
+            client: crate::aws::s3_client().await,
+            bucket,
+            prefix,
+        })
+    }
+
+    /// The bucket.
+    pub fn bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    /// The key prefix, empty or ending in `/`.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Writes the object; the SDK retries throttling and 5xx with backoff before giving up.
+    pub async fn put(&self, object: &Object) -> Result<(), StoreError> {
+        let key = format!("{}{}", self.prefix, object.key);
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .body(ByteStream::from(object.body.clone()))
+            .content_type(CONTENT_TYPE)
+            .content_encoding(CONTENT_ENCODING)
+            .checksum_algorithm(ChecksumAlgorithm::Crc32C)
+            .metadata("weir-transform", &object.transform.name)
+            .metadata("weir-transform-sha256", &object.transform.sha256)
+            .metadata("weir-first-sequence", object.first.to_string())
+            .metadata("weir-last-sequence", object.last.to_string())
+            .metadata("weir-records", object.records.to_string())
+            .send()
+            .await
+            .map_err(|e| StoreError::S3 {
+                bucket: self.bucket.clone(),
+                key,
+                source: aws_sdk_s3::error::DisplayErrorContext(e).to_string().into(),
+            })?;
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for S3Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "s3://{}/{}", self.bucket, self.prefix)
+    }
+}
+
+/// `s3://bucket/some/prefix` -> (`bucket`, `some/prefix/`).
+fn parse_location(location: &str) -> Result<(String, String), StoreError> {
+    let invalid = || StoreError::InvalidLocation(location.to_owned());
+    let rest = location.strip_prefix("s3://").ok_or_else(invalid)?;
+    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+    let bucket_ok = (3..=63).contains(&bucket.len())
+        && bucket
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+    if !bucket_ok {
+        return Err(invalid());
+    }
+    let prefix = prefix.trim_matches('/');
+    let prefix = if prefix.is_empty() {
+        String::new()
+    } else {
+        format!("{prefix}/")
+    };
+    Ok((bucket.to_owned(), prefix))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_bucket_and_prefix() {
+        assert_eq!(
+            parse_location("s3://lake").unwrap(),
+            ("lake".into(), String::new())
+        );
+        assert_eq!(
+            parse_location("s3://lake/").unwrap(),
+            ("lake".into(), String::new())
+        );
+        assert_eq!(
+            parse_location("s3://my.lake/raw/events/").unwrap(),
+            ("my.lake".into(), "raw/events/".into())
+        );
+        for bad in ["s3://", "s3://A_b", "lake", "s3://ab", "http://lake"] {
+            assert!(parse_location(bad).is_err(), "{bad}");
+        }
+    }
+}
