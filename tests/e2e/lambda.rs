@@ -67,6 +67,8 @@ pub(crate) fn start_bootstrap(
 /// What one invocation got and answered.
 #[derive(Debug)]
 pub(crate) struct Invocation {
+    /// The shard.
+    pub(crate) shard: String,
     /// The event's records: (sequence number, data).
     pub(crate) records: Vec<(String, Vec<u8>)>,
     /// The function's answer.
@@ -75,13 +77,13 @@ pub(crate) struct Invocation {
 
 /// Plays the event source mapping for every shard of `stream`: batches of `batch_size` from
 /// GetRecords, one invocation each, resuming from the reported item failure, if any.
-/// `between` runs after each invocation.
+/// `between` runs after each invocation, before the mapping acts on its answer.
 pub(crate) async fn play_event_source_mapping(
     aws: &Aws,
     api: &RuntimeApi,
     stream: &str,
     batch_size: i32,
-    mut between: impl FnMut(&Invocation),
+    mut between: impl AsyncFnMut(&Invocation),
 ) -> Vec<Invocation> {
     use aws_sdk_kinesis::types::ShardIteratorType;
     use base64::Engine as _;
@@ -154,6 +156,7 @@ pub(crate) async fn play_event_source_mapping(
                 .await
                 .expect("the function answers");
             let invocation = Invocation {
+                shard: shard.shard_id().to_owned(),
                 records: answer
                     .records
                     .iter()
@@ -161,7 +164,7 @@ pub(crate) async fn play_event_source_mapping(
                     .collect(),
                 response,
             };
-            between(&invocation);
+            between(&invocation).await;
             let failure = invocation.response["batchItemFailures"]
                 .as_array()
                 .and_then(|f| f.first())
@@ -233,7 +236,7 @@ async fn the_lambda_stores_every_record_of_a_kpl_stream() {
             ("WEIR_TRANSFORM", &transform_uri),
         ],
     );
-    let invocations = play_event_source_mapping(&aws, &api, &stream, 7, |_| {}).await;
+    let invocations = play_event_source_mapping(&aws, &api, &stream, 7, async |_| {}).await;
     let (stdout, stderr) = function.stop();
     assert!(
         invocations
