@@ -101,7 +101,7 @@ mod tests {
                     "eventID": format!("{shard}:{seq}"),
                     "eventSource": "aws:kinesis",
                     "kinesis": {
-                        "approximateArrivalTimestamp": 1_700_000_000.5,
+                        "approximateArrivalTimestamp": 1_700_000_000.125,
                         "data": base64::engine::general_purpose::STANDARD.encode(data),
                         "partitionKey": "pk",
                         "sequenceNumber": seq,
@@ -135,7 +135,7 @@ mod tests {
         );
         assert_eq!(
             batches[0].records[0].arrival.unix_millis(),
-            1_700_000_000_500
+            1_700_000_000_125
         );
     }
 
