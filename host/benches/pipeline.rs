@@ -121,6 +121,80 @@ fn main() {
         bytes as f64 / size(1) as f64,
         bytes as f64 / size(6) as f64
     );
+    lambda_handler(&module, &ndjson);
+}
+
+/// The Lambda handler on a payload-limit KinesisEvent (6 MB of JSON, base64 records): event
+/// parsing, base64 decoding, the wasm pipeline, and a store that discards.
+fn lambda_handler(module: &[u8], ndjson: &[u8]) {
+    use base64::Engine as _;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a runtime");
+    let mut records = Vec::new();
+    let mut payload_bytes = 20;
+    let lines = ndjson.split(|&b| b == b'\n').filter(|l| !l.is_empty());
+    for (i, line) in lines.cycle().enumerate() {
+        let sequence = format!("4959033827149025660855969253836157109592157598913{i:07}");
+        let record = serde_json::json!({
+            "kinesis": {
+                "kinesisSchemaVersion": "1.0",
+                "partitionKey": format!("user-{}", i % 977),
+                "sequenceNumber": sequence,
+                "data": base64::engine::general_purpose::STANDARD.encode(line),
+                "approximateArrivalTimestamp": 1_700_000_000.125
+            },
+            "eventSource": "aws:kinesis",
+            "eventVersion": "1.0",
+            "eventID": format!("shardId-000000000000:{sequence}"),
+            "eventName": "aws:kinesis:record",
+            "invokeIdentityArn": "arn:aws:iam::000000000000:role/weir",
+            "awsRegion": "us-east-1",
+            "eventSourceARN": "arn:aws:kinesis:us-east-1:000000000000:stream/events"
+        });
+        let size = record.to_string().len() + 1;
+        if payload_bytes + size > weir::source::MAX_BATCH_BYTES {
+            break;
+        }
+        payload_bytes += size;
+        records.push(record);
+    }
+    let count = records.len();
+    let payload = serde_json::to_vec(&serde_json::json!({ "Records": records })).expect("JSON");
+    let transform = WasmTransform::from_bytes("retail", module, TransformLimits::default())
+        .expect("retail loads");
+    let handler = runtime.block_on(async {
+        let pipeline = weir::app::pipeline("discard:", "discard:", PipelineConfig::default())
+            .await
+            .expect("discard opens");
+        weir::handler::Handler::new(pipeline, std::sync::Arc::new(transform), false)
+    });
+    let parse = measure(|| {
+        let event: aws_lambda_events::event::kinesis::KinesisEvent =
+            serde_json::from_slice(&payload).expect("an event");
+        event.records.len()
+    });
+    let whole = measure(|| {
+        let event = serde_json::from_slice(&payload).expect("an event");
+        let response = runtime
+            .block_on(handler.handle_event(event))
+            .expect("valid sequence numbers");
+        response.batch_item_failures.len()
+    });
+    println!();
+    println!(
+        "Lambda handler, one {:.1} MB KinesisEvent of {count} records (store discards):",
+        payload.len() as f64 / 1e6
+    );
+    println!(
+        "  parse + base64 decode      {:>8.1} ms",
+        parse.as_secs_f64() * 1e3
+    );
+    println!(
+        "  whole invocation           {:>8.1} ms {:>10.0} records/s",
+        whole.as_secs_f64() * 1e3,
+        count as f64 / whole.as_secs_f64()
+    );
 }
 
 /// Median of several timed runs, after a warm-up.

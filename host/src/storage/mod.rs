@@ -47,11 +47,17 @@ pub enum Store {
     Local(LocalStore),
     /// A bucket and prefix in S3.
     S3(S3Store),
+    /// Accepts objects and drops them (`discard:`): for benchmarks and dry runs.
+    Discard,
 }
 
 impl Store {
-    /// Opens a location: `s3://bucket[/prefix]`, or a directory path (created if missing).
+    /// Opens a location: `s3://bucket[/prefix]`, `discard:`, or a directory path (created if
+    /// missing).
     pub async fn open(location: &str) -> Result<Self, StoreError> {
+        if location == "discard:" {
+            return Ok(Self::Discard);
+        }
         if location.starts_with("s3://") {
             return S3Store::open(location).await.map(Self::S3);
         }
@@ -66,6 +72,7 @@ impl Store {
         match self {
             Self::Local(store) => store.put(object).await,
             Self::S3(store) => store.put(object).await,
+            Self::Discard => Ok(()),
         }
     }
 }
@@ -75,6 +82,7 @@ impl std::fmt::Display for Store {
         match self {
             Self::Local(store) => write!(f, "{}", store.root().display()),
             Self::S3(store) => write!(f, "{store}"),
+            Self::Discard => f.write_str("discard:"),
         }
     }
 }
