@@ -189,6 +189,7 @@ pub fn encode_batch(
 ) -> Vec<Object> {
     let mut objects = Vec::with_capacity(sorted.groups.len() + 1);
     let mut ndjson = Vec::new();
+    let mut gzip = encode::Gzip::new(gzip_level);
     for group in &sorted.groups {
         ndjson.clear();
         for member in &group.members {
@@ -204,7 +205,7 @@ pub fn encode_batch(
         objects.push(Object {
             destination: Destination::Lake,
             key: object::lake_key(&group.partition, &name),
-            body: encode::gzip(&ndjson, gzip_level).into(),
+            body: gzip.compress(&ndjson).into(),
             first,
             last,
             records: group.members.len(),
@@ -231,7 +232,7 @@ pub fn encode_batch(
         objects.push(Object {
             destination: Destination::Failed,
             key: object::failed_key(error_type, &day, &name),
-            body: encode::gzip(&ndjson, gzip_level).into(),
+            body: gzip.compress(&ndjson).into(),
             first,
             last,
             records: failures.len(),
