@@ -170,7 +170,7 @@ fn lambda_handler(module: &[u8], ndjson: &[u8]) {
         weir::handler::Handler::new(pipeline, std::sync::Arc::new(transform), false)
     });
     let parse = measure(|| {
-        let event: aws_lambda_events::event::kinesis::KinesisEvent =
+        let event: weir::kinesis::KinesisEvent =
             serde_json::from_slice(&payload).expect("an event");
         event.records.len()
     });

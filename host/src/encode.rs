@@ -46,7 +46,9 @@ const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
 impl Gzip {
     /// A compressor at `level` (0-9).
     pub fn new(level: u32) -> Self {
-        Self { deflate: Compress::new(Compression::new(level), false) }
+        Self {
+            deflate: Compress::new(Compression::new(level), false),
+        }
     }
 
     /// One complete gzip member holding `data`.
@@ -59,7 +61,8 @@ impl Gzip {
             if out.len() == out.capacity() {
                 out.reserve(out.capacity() / 2 + 1024);
             }
-            let consumed = usize::try_from(self.deflate.total_in()).expect("within the input's length");
+            let consumed =
+                usize::try_from(self.deflate.total_in()).expect("within the input's length");
             let status = self
                 .deflate
                 .compress_vec(&data[consumed..], &mut out, FlushCompress::Finish)
@@ -94,13 +97,23 @@ mod tests {
     #[test]
     fn gzip_round_trips_and_reuses_its_state() {
         let mut gzip = Gzip::new(DEFAULT_GZIP_LEVEL);
-        let inputs = [b"{\"a\":1}\n".repeat(1000), Vec::new(), (0..=255u8).cycle().take(300_000).collect()];
+        let inputs = [
+            b"{\"a\":1}\n".repeat(1000),
+            Vec::new(),
+            (0..=255u8).cycle().take(300_000).collect(),
+        ];
         for data in &inputs {
             let mut back = Vec::new();
-            GzDecoder::new(&gzip.compress(data)[..]).read_to_end(&mut back).unwrap();
+            GzDecoder::new(&gzip.compress(data)[..])
+                .read_to_end(&mut back)
+                .unwrap();
             assert_eq!(&back, data);
         }
         let fresh = Gzip::new(DEFAULT_GZIP_LEVEL).compress(&inputs[0]);
-        assert_eq!(gzip.compress(&inputs[0]), fresh, "no state leaks between objects");
+        assert_eq!(
+            gzip.compress(&inputs[0]),
+            fresh,
+            "no state leaks between objects"
+        );
     }
 }

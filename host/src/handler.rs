@@ -1,13 +1,13 @@
 //! The batch handler every deployment mode shares: the Lambda, the Kinesis shard poller and
 //! `weir run` on files all hand it batches and act on its answer.
 
-use crate::kinesis::batches_from_event;
+use crate::kinesis::{KinesisEvent, batches_from_event};
 use crate::metrics::emf_line;
 use crate::pipeline::{BatchReport, Pipeline};
 use crate::record::Batch;
 use crate::sequence::InvalidSequenceNumber;
 use crate::transform::WasmTransform;
-use aws_lambda_events::event::kinesis::KinesisEvent;
+
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use std::sync::Arc;
 

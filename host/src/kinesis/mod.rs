@@ -3,14 +3,15 @@
 //! The Lambda's event and the shard poller's GetRecords answers both end up here, so both
 //! deployment modes build the same batches from the same bytes.
 
+mod event;
 mod kpl;
 
+pub use event::{EventRecord, KinesisData, KinesisEvent};
 pub use kpl::{KplError, UserRecord, aggregate, deaggregate, is_aggregate};
 
 use crate::failure::{ErrorType, Failure};
 use crate::record::{Batch, Record, Timestamp};
 use crate::sequence::{InvalidSequenceNumber, Position};
-use aws_lambda_events::event::kinesis::KinesisEvent;
 
 /// Appends the record's user records to `out`: itself, or, for a KPL aggregate, each user
 /// record with its sub-sequence number. A broken aggregate is kept whole, marked undecodable.
@@ -64,8 +65,7 @@ pub fn batches_from_event(event: KinesisEvent) -> Result<Vec<Batch>, InvalidSequ
         let shard = crate::record::source_label(shard_of(record.event_id.as_deref()));
         let kinesis = record.kinesis;
         let position = Position::parse(&kinesis.sequence_number)?;
-        let arrival =
-            Timestamp::from_unix_millis(kinesis.approximate_arrival_timestamp.0.timestamp_millis());
+        let arrival = Timestamp::from_unix_millis(kinesis.arrival_millis);
         let batch = match batches.iter_mut().position(|b| b.source == shard) {
             Some(at) => &mut batches[at],
             None => {
@@ -77,7 +77,7 @@ pub fn batches_from_event(event: KinesisEvent) -> Result<Vec<Batch>, InvalidSequ
             }
         };
         push_records(
-            kinesis.data.0,
+            kinesis.data,
             kinesis.partition_key,
             position,
             arrival,
