@@ -2,7 +2,8 @@
 //! Rust, and each stage on its own, on 10,000 generated ~1 KB retail events. Ratios come from
 //! one run on one machine, so they compare like with like.
 //!
-//! Run with `cargo bench -p weir-host` after building the retail transform for wasm32-wasip1
+//! Run with `taskset -c 1 cargo bench -p weir-host` (one core: the figures are per core) after
+//! building the retail transform for wasm32-wasip1
 //! (`scripts/test` or `scripts/demo` do). Single-threaded throughout: figures are per core.
 
 use std::hint::black_box;
@@ -13,6 +14,10 @@ use weir::pipeline::{PipelineConfig, encode_batch, transform_batch};
 use weir::record::{Batch, Record, Timestamp};
 use weir::sequence::Position;
 use weir::transform::{Output, RecordTransform, TransformId, TransformLimits, WasmTransform};
+
+/// The allocator the binaries use.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const EVENTS: usize = 10_000;
 const BATCH: usize = 1_000;
@@ -35,6 +40,11 @@ fn main() {
         .expect("retail loads");
     let id = wasm.id().clone();
     let ndjson = generate(EVENTS);
+    // `cargo bench -p weir-host -- lambda` runs only the Lambda handler part.
+    if std::env::args().any(|a| a == "lambda") {
+        lambda_handler(&module, &ndjson);
+        return;
+    }
     let batches = decode(&ndjson);
     let bytes = ndjson.len();
     println!(
