@@ -243,7 +243,10 @@ async fn the_lambda_stores_every_record_of_a_kpl_stream() {
     })
     .await;
     // A figure for the README, not an assertion: speed is the benchmark's business.
-    println!("cold start to the first handled batch: {:?} (transform fetched from S3 and compiled)", first_answer.unwrap());
+    println!(
+        "cold start to the first handled batch: {:?} (transform fetched from S3 and compiled)",
+        first_answer.unwrap()
+    );
     let (stdout, stderr) = function.stop();
     assert!(
         invocations
