@@ -18,7 +18,6 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use anyhow::Context as _;
 use bytes::Bytes;
@@ -26,14 +25,12 @@ use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderMap, HeaderName};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode, Uri, Version};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use tokio::net::TcpListener;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
 /// The body S3 sends with `503 SlowDown`.
 const SLOW_DOWN_XML: &str = concat!(
@@ -133,7 +130,10 @@ impl FaultProxy {
             slowed_down: AtomicU64::new(0),
             reset: AtomicU64::new(0),
         });
-        let server = tokio::spawn(serve(listener, shared.clone()));
+        let server = tokio::spawn(crate::http_server::serve(listener, {
+            let shared = shared.clone();
+            move |request| handle(shared.clone(), request)
+        }));
         Ok(FaultProxy {
             address,
             shared,
@@ -216,29 +216,6 @@ fn is_object_write(method: &Method, path: &str) -> bool {
             .filter(|segment| !segment.is_empty())
             .count()
             >= 2
-}
-
-async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    let mut connections = JoinSet::new();
-    loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            // Out of file descriptors and the like: back off instead of spinning.
-            Err(_) => {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        while connections.try_join_next().is_some() {}
-        let shared = shared.clone();
-        connections.spawn(async move {
-            let service = service_fn(move |request| handle(shared.clone(), request));
-            // Resets end connections with an error on purpose; clients going away do too.
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
 }
 
 async fn handle(
@@ -347,7 +324,11 @@ impl SplitMix64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hyper::server::conn::http1;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
     use std::convert::Infallible;
+    use std::time::Duration;
 
     /// An upstream that answers `METHOD PATH?QUERY` plus what it received, and counts requests.
     struct Upstream {

@@ -23,14 +23,11 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::CONTENT_TYPE;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, oneshot, watch};
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 
 /// The ARN every invocation claims to be for.
 const FUNCTION_ARN: &str = "arn:aws:lambda:us-east-1:000000000000:function:weir";
@@ -122,7 +119,10 @@ impl RuntimeApi {
             next_id: AtomicU64::new(1),
             id_salt: splitmix(epoch(SystemTime::now()) as u64 ^ u64::from(address.port())),
         });
-        let server = tokio::spawn(serve(listener, shared.clone()));
+        let server = tokio::spawn(crate::http_server::serve(listener, {
+            let shared = shared.clone();
+            move |request| route(shared.clone(), request)
+        }));
         Ok(RuntimeApi {
             address,
             shared,
@@ -269,29 +269,6 @@ impl Shared {
     }
 }
 
-async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    let mut connections = JoinSet::new();
-    loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            // Out of file descriptors and the like: back off instead of spinning.
-            Err(_) => {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        while connections.try_join_next().is_some() {}
-        let shared = shared.clone();
-        connections.spawn(async move {
-            let service = service_fn(move |request| route(shared.clone(), request));
-            // A function that goes away mid-request is not the emulator's problem.
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
-}
-
 async fn route(
     shared: Arc<Shared>,
     request: Request<Incoming>,
@@ -418,6 +395,7 @@ mod tests {
     use super::*;
     use hyper::HeaderMap;
     use hyper::client::conn::http1::SendRequest;
+    use hyper_util::rt::TokioIo;
     use tokio::net::TcpStream;
 
     const LONG: Duration = Duration::from_secs(10);

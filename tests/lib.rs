@@ -6,6 +6,7 @@
 
 pub mod aws;
 pub mod fault_proxy;
+mod http_server;
 pub mod lambda_api;
 
 use flate2::read::GzDecoder;
