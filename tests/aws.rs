@@ -381,10 +381,14 @@ pub fn weir(endpoint: &str, args: &[&str]) -> String {
     stdout
 }
 
-/// `tests/data` as `weir send` and `weir run` take it.
-pub fn data_inputs() -> Vec<String> {
-    ["seed", "valid", "invalid", "events.ndjson"]
+/// `weir send`s all of `tests/data` to `stream` (with `extra` options); returns its summary.
+pub fn send_test_data(endpoint: &str, stream: &str, extra: &[&str]) -> String {
+    let inputs: Vec<String> = ["seed", "valid", "invalid", "events.ndjson"]
         .iter()
         .map(|input| crate::data_dir().join(input).display().to_string())
-        .collect()
+        .collect();
+    let mut args = vec!["send", "--stream", stream];
+    args.extend(extra);
+    args.extend(inputs.iter().map(String::as_str));
+    weir(endpoint, &args)
 }

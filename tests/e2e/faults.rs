@@ -7,7 +7,7 @@ use crate::lambda::{Invocation, play_event_source_mapping, start_bootstrap};
 use serde_json::Value;
 use std::cell::Cell;
 use weir::sequence::Position;
-use weir_tests::aws::{Aws, SentRecord, account, data_inputs, endpoint, unique, weir};
+use weir_tests::aws::{Aws, SentRecord, account, endpoint, send_test_data, unique};
 use weir_tests::fault_proxy::{FaultPolicy, FaultProxy};
 use weir_tests::lambda_api::RuntimeApi;
 use weir_tests::retail_wasm;
@@ -35,10 +35,7 @@ async fn nothing_is_lost_when_s3_throttles_and_drops_connections() {
     aws.create_stream(&stream, 1).await;
     aws.create_bucket(&lake).await;
     aws.create_bucket(&failed).await;
-    let mut send = vec!["send", "--stream", &stream];
-    let inputs = data_inputs();
-    send.extend(inputs.iter().map(String::as_str));
-    weir(&endpoint, &send);
+    send_test_data(&endpoint, &stream, &[]);
 
     let upstream = endpoint.trim_start_matches("http://").parse().unwrap();
     let policy = FaultPolicy {

@@ -1,7 +1,7 @@
 //! `weir send` into a real Kinesis API, then `weir run --input kinesis://…` drains it into S3:
 //! every record sent is in the lake or the failed bucket, by shard and sequence number.
 
-use weir_tests::aws::{Aws, account, check_cases, data_inputs, endpoint, unique, weir};
+use weir_tests::aws::{Aws, account, check_cases, endpoint, send_test_data, unique, weir};
 use weir_tests::{expected_cases, retail_wasm};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -13,10 +13,7 @@ async fn drains_a_stream_into_s3_with_the_shard_poller() {
     aws.create_bucket(&lake).await;
     aws.create_bucket(&failed).await;
 
-    let mut send = vec!["send", "--stream", &stream];
-    let inputs = data_inputs();
-    send.extend(inputs.iter().map(String::as_str));
-    let sent_line = weir(&endpoint, &send);
+    let sent_line = send_test_data(&endpoint, &stream, &[]);
     let cases = expected_cases().len();
     assert!(
         sent_line.contains(&format!("sent {cases} events")),

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
-use weir_tests::aws::{Aws, account, aws_env, check_cases, data_inputs, endpoint, unique, weir};
+use weir_tests::aws::{Aws, account, aws_env, check_cases, endpoint, send_test_data, unique};
 use weir_tests::lambda_api::RuntimeApi;
 use weir_tests::{bootstrap_bin, expected_cases, retail_wasm};
 
@@ -219,10 +219,7 @@ async fn the_lambda_stores_every_record_of_a_kpl_stream() {
         .await
         .unwrap();
 
-    let mut send = vec!["send", "--aggregate", "4", "--stream", &stream];
-    let inputs = data_inputs();
-    send.extend(inputs.iter().map(String::as_str));
-    weir(&endpoint, &send);
+    send_test_data(&endpoint, &stream, &["--aggregate", "4"]);
 
     let api = RuntimeApi::start().await.unwrap();
     let (lake_uri, failed_uri) = (format!("s3://{lake}/events"), format!("s3://{failed}"));
