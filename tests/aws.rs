@@ -383,10 +383,7 @@ pub fn weir(endpoint: &str, args: &[&str]) -> String {
 
 /// `weir send`s all of `tests/data` to `stream` (with `extra` options); returns its summary.
 pub fn send_test_data(endpoint: &str, stream: &str, extra: &[&str]) -> String {
-    let inputs: Vec<String> = ["seed", "valid", "invalid", "events.ndjson"]
-        .iter()
-        .map(|input| crate::data_dir().join(input).display().to_string())
-        .collect();
+    let inputs = data_inputs();
     let mut args = vec!["send", "--stream", stream];
     args.extend(extra);
     args.extend(inputs.iter().map(String::as_str));
