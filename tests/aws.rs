@@ -389,3 +389,11 @@ pub fn send_test_data(endpoint: &str, stream: &str, extra: &[&str]) -> String {
     args.extend(inputs.iter().map(String::as_str));
     weir(endpoint, &args)
 }
+
+/// `tests/data` as `weir send` and `weir run` take it.
+pub fn data_inputs() -> Vec<String> {
+    ["seed", "valid", "invalid", "events.ndjson"]
+        .iter()
+        .map(|input| crate::data_dir().join(input).display().to_string())
+        .collect()
+}
