@@ -90,6 +90,11 @@ impl Aws {
             .send()
             .await
             .expect("CreateStream");
+        self.wait_active(name).await;
+    }
+
+    /// Waits until the stream is active (after creating or resharding it).
+    pub async fn wait_active(&self, name: &str) {
         for _ in 0..100 {
             let summary = self
                 .kinesis

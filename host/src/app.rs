@@ -64,9 +64,7 @@ pub async fn load_transform(
                 .key(key)
                 .send()
                 .await
-                .map_err(|e| {
-                    fetch_error(aws_sdk_s3::error::DisplayErrorContext(e).to_string().into())
-                })?;
+                .map_err(|e| fetch_error(crate::aws::describe(&e).into()))?;
             let body = object
                 .body
                 .collect()

@@ -48,3 +48,28 @@ pub async fn s3_client() -> aws_sdk_s3::Client {
 pub async fn kinesis_client() -> aws_sdk_kinesis::Client {
     aws_sdk_kinesis::Client::new(sdk_config().await)
 }
+
+/// A one-line description of an SDK error: the service's code and message, or the chain of
+/// causes for a transport failure (timeouts, refused or dropped connections). The SDK's own
+/// `Display` says only "service error" or "dispatch failure".
+pub fn describe<E, R>(error: &aws_sdk_s3::error::SdkError<E, R>) -> String
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_s3::error::ProvideErrorMetadata as _;
+    if let Some(code) = error.code() {
+        return match error.message() {
+            Some(message) => format!("{code}: {message}"),
+            None => code.to_owned(),
+        };
+    }
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

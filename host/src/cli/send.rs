@@ -160,7 +160,7 @@ async fn put_with_retries(
             .set_records(Some(entries.clone()))
             .send()
             .await
-            .map_err(|e| anyhow::anyhow!("{}", aws_sdk_kinesis::error::DisplayErrorContext(e)))
+            .map_err(|e| anyhow::anyhow!(crate::aws::describe(&e)))
             .with_context(|| format!("PutRecords to stream {stream} failed"))?;
         if answer.failed_record_count.unwrap_or(0) == 0 {
             return Ok((calls, retried));

@@ -81,41 +81,38 @@ pub async fn poll_stream(
     options: PollOptions,
     on_batch: impl Fn(&str, &BatchReport) + Clone + Send + 'static,
 ) -> Result<(), PollError> {
+    // `latest` means "from now on", for every shard: children met later start where their
+    // records begin, which is after now anyway.
+    let start = match options.start_at {
+        StartAt::TrimHorizon => IteratorAt::TrimHorizon,
+        StartAt::Latest => IteratorAt::Timestamp(aws_sdk_kinesis::primitives::DateTime::from(
+            std::time::SystemTime::now(),
+        )),
+    };
     let mut finished: HashSet<String> = HashSet::new();
     let mut started: HashSet<String> = HashSet::new();
     let mut running = JoinSet::new();
     loop {
         let shards = list_shards(client, stream).await?;
-        let known: HashSet<&str> = shards.iter().map(|s| s.shard_id()).collect();
-        for shard in &shards {
-            let parents = [shard.parent_shard_id(), shard.adjacent_parent_shard_id()];
-            // A parent no longer listed has expired: nothing of it is left to read first.
-            let ready = parents
-                .iter()
-                .flatten()
-                .all(|p| finished.contains(*p) || !known.contains(p));
-            if ready && started.insert(shard.shard_id().to_owned()) {
-                let is_child = parents.iter().any(Option::is_some);
-                let start_at = if is_child {
-                    StartAt::TrimHorizon
-                } else {
-                    options.start_at
-                };
-                let shard_id = shard.shard_id().to_owned();
-                let (client, stream, handler, on_batch) = (
-                    client.clone(),
-                    stream.to_owned(),
-                    handler.clone(),
-                    on_batch.clone(),
-                );
-                running.spawn(async move {
-                    let result = poll_shard(
-                        &client, &stream, &shard_id, &handler, start_at, options, on_batch,
-                    )
-                    .await;
-                    (shard_id, result)
-                });
+        for shard in ready_shards(&shards, &finished) {
+            if !started.insert(shard.to_owned()) {
+                continue;
             }
+            let shard_id = shard.to_owned();
+            let (client, stream, handler, on_batch, start) = (
+                client.clone(),
+                stream.to_owned(),
+                handler.clone(),
+                on_batch.clone(),
+                start.clone(),
+            );
+            running.spawn(async move {
+                let result = poll_shard(
+                    &client, &stream, &shard_id, &handler, start, options, on_batch,
+                )
+                .await;
+                (shard_id, result)
+            });
         }
         let Some(joined) = running.join_next().await else {
             // Nothing running and nothing ready: every shard is done.
@@ -125,6 +122,31 @@ pub async fn poll_stream(
         result?;
         finished.insert(shard_id);
     }
+}
+
+/// The shards that may be read now: those whose parents are read to their end, or no longer
+/// listed (expired, so nothing of them is left to read first). This keeps each partition key's
+/// records in order across a split or a merge.
+fn ready_shards<'a>(shards: &'a [Shard], finished: &HashSet<String>) -> Vec<&'a str> {
+    let listed: HashSet<&str> = shards.iter().map(|s| s.shard_id()).collect();
+    shards
+        .iter()
+        .filter(|shard| {
+            [shard.parent_shard_id(), shard.adjacent_parent_shard_id()]
+                .into_iter()
+                .flatten()
+                .all(|parent| finished.contains(parent) || !listed.contains(parent))
+        })
+        .map(|shard| shard.shard_id())
+        .collect()
+}
+
+/// Where a shard iterator starts.
+#[derive(Debug, Clone)]
+enum IteratorAt {
+    TrimHorizon,
+    Timestamp(aws_sdk_kinesis::primitives::DateTime),
+    Sequence(String),
 }
 
 async fn list_shards(
@@ -156,15 +178,11 @@ async fn poll_shard(
     stream: &str,
     shard: &str,
     handler: &Handler,
-    start_at: StartAt,
+    start: IteratorAt,
     options: PollOptions,
     on_batch: impl Fn(&str, &BatchReport),
 ) -> Result<(), PollError> {
-    let kind = match start_at {
-        StartAt::TrimHorizon => ShardIteratorType::TrimHorizon,
-        StartAt::Latest => ShardIteratorType::Latest,
-    };
-    let mut iterator = shard_iterator(client, stream, shard, kind, None).await?;
+    let mut iterator = shard_iterator(client, stream, shard, start).await?;
     let mut failed_attempts = 0;
     loop {
         let limit = i32::try_from(options.limits.max_records.min(10_000)).unwrap_or(10_000);
@@ -222,14 +240,7 @@ async fn poll_shard(
             tracing::warn!(shard, sequence_number = %position, attempt = failed_attempts, "records not stored; retrying from the checkpoint");
             tokio::time::sleep(backoff(failed_attempts)).await;
             let at = position.sequence_number().to_owned();
-            iterator = shard_iterator(
-                client,
-                stream,
-                shard,
-                ShardIteratorType::AtSequenceNumber,
-                Some(at),
-            )
-            .await?;
+            iterator = shard_iterator(client, stream, shard, IteratorAt::Sequence(at)).await?;
             continue;
         }
         if got_records {
@@ -254,15 +265,22 @@ async fn shard_iterator(
     client: &aws_sdk_kinesis::Client,
     stream: &str,
     shard: &str,
-    kind: ShardIteratorType,
-    sequence_number: Option<String>,
+    at: IteratorAt,
 ) -> Result<String, PollError> {
-    let answer = client
+    let request = client
         .get_shard_iterator()
         .stream_name(stream)
-        .shard_id(shard)
-        .shard_iterator_type(kind)
-        .set_starting_sequence_number(sequence_number)
+        .shard_id(shard);
+    let request = match at {
+        IteratorAt::TrimHorizon => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
+        IteratorAt::Timestamp(time) => request
+            .shard_iterator_type(ShardIteratorType::AtTimestamp)
+            .timestamp(time),
+        IteratorAt::Sequence(sequence_number) => request
+            .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+            .starting_sequence_number(sequence_number),
+    };
+    let answer = request
         .send()
         .await
         .map_err(|e| kinesis_error("GetShardIterator", stream, e))?;
@@ -278,15 +296,78 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_millis(200u64.saturating_mul(1 << attempt.min(6)).min(10_000))
 }
 
-fn kinesis_error<E>(call: &'static str, stream: &str, error: E) -> PollError
+fn kinesis_error<E, R>(
+    call: &'static str,
+    stream: &str,
+    error: aws_sdk_kinesis::error::SdkError<E, R>,
+) -> PollError
 where
-    E: std::error::Error + Send + Sync + 'static,
+    E: aws_sdk_kinesis::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
 {
     PollError::Kinesis {
         call,
         stream: stream.to_owned(),
-        source: aws_sdk_kinesis::error::DisplayErrorContext(error)
-            .to_string()
-            .into(),
+        source: crate::aws::describe(&error).into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_sdk_kinesis::types::{HashKeyRange, SequenceNumberRange};
+
+    fn shard(id: &str, parents: [Option<&str>; 2]) -> Shard {
+        Shard::builder()
+            .shard_id(id)
+            .set_parent_shard_id(parents[0].map(str::to_owned))
+            .set_adjacent_parent_shard_id(parents[1].map(str::to_owned))
+            .hash_key_range(
+                HashKeyRange::builder()
+                    .starting_hash_key("0")
+                    .ending_hash_key("1")
+                    .build()
+                    .unwrap(),
+            )
+            .sequence_number_range(
+                SequenceNumberRange::builder()
+                    .starting_sequence_number("1")
+                    .build()
+                    .unwrap(),
+            )
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn children_wait_for_all_their_parents() {
+        // 0 split into 1 and 2; then 1 and 2 merged into 3. 9 is an unrelated shard.
+        let shards = [
+            shard("0", [None, None]),
+            shard("1", [Some("0"), None]),
+            shard("2", [Some("0"), None]),
+            shard("3", [Some("1"), Some("2")]),
+            shard("9", [None, None]),
+        ];
+        let finished = |ids: &[&str]| ids.iter().map(|s| s.to_string()).collect::<HashSet<_>>();
+        assert_eq!(ready_shards(&shards, &finished(&[])), ["0", "9"]);
+        assert_eq!(
+            ready_shards(&shards, &finished(&["0"])),
+            ["0", "1", "2", "9"]
+        );
+        assert_eq!(
+            ready_shards(&shards, &finished(&["0", "1"])),
+            ["0", "1", "2", "9"]
+        );
+        assert_eq!(
+            ready_shards(&shards, &finished(&["0", "1", "2"])),
+            ["0", "1", "2", "3", "9"]
+        );
+    }
+
+    #[test]
+    fn a_child_whose_parent_expired_is_ready() {
+        let shards = [shard("5", [Some("4"), None])];
+        assert_eq!(ready_shards(&shards, &HashSet::new()), ["5"]);
     }
 }

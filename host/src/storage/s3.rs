@@ -57,7 +57,7 @@ impl S3Store {
             .map_err(|e| StoreError::S3 {
                 bucket: self.bucket.clone(),
                 key,
-                source: aws_sdk_s3::error::DisplayErrorContext(e).to_string().into(),
+                source: crate::aws::describe(&e).into(),
             })?;
         Ok(())
     }
