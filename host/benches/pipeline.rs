@@ -10,9 +10,10 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use weir::failure::Failure;
-use weir::pipeline::{PipelineConfig, encode_batch, transform_batch};
+use weir::pipeline::{PipelineConfig, encode_batch};
 use weir::record::{Batch, Record, Timestamp};
 use weir::sequence::Position;
+use weir::sort::transform_batch;
 use weir::transform::{Output, RecordTransform, TransformId, TransformLimits, WasmTransform};
 
 /// The allocator the binaries use.

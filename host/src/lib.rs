@@ -30,6 +30,7 @@ pub mod partition;
 pub mod pipeline;
 pub mod record;
 pub mod sequence;
+pub mod sort;
 pub mod source;
 pub mod storage;
 pub mod transform;

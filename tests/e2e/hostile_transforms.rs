@@ -2,7 +2,8 @@
 //! fails only the records it traps on, which still reach the failed location.
 
 use weir::failure::ErrorType;
-use weir::pipeline::{PipelineConfig, transform_batch};
+use weir::pipeline::PipelineConfig;
+use weir::sort::transform_batch;
 use weir::transform::{LoadError, TransformLimits, WasmTransform};
 use weir_tests::{batch_of, echo_section_wat, guest_wat, wasm};
 

@@ -5,7 +5,8 @@
 
 use super::TransformOptions;
 use crate::failure::ErrorType;
-use crate::pipeline::{PipelineConfig, transform_batch};
+use crate::pipeline::PipelineConfig;
+use crate::sort::transform_batch;
 use crate::source::{BatchLimits, FileSource};
 use serde_json::json;
 use std::io::Write;
