@@ -7,4 +7,6 @@ mod hostile_records;
 mod hostile_transforms;
 mod kinesis_poller;
 mod lambda;
+mod registry;
 mod run_command;
+mod stack;
