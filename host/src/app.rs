@@ -28,6 +28,17 @@ pub enum StartError {
         #[source]
         source: LoadError,
     },
+    /// The registry could not give a verified, loadable version.
+    #[error("cannot load transform {spec} from registry {registry}")]
+    Registry {
+        /// The registry.
+        registry: String,
+        /// `NAME` or `NAME@VERSION`.
+        spec: String,
+        /// Why.
+        #[source]
+        source: crate::registry::RegistryError,
+    },
     /// A lake or failed location could not be opened.
     #[error("cannot open {what} {location}")]
     Store {
@@ -90,6 +101,50 @@ pub async fn load_transform(
         })
 }
 
+/// Loads `spec` (`NAME` for its active version, or `NAME@VERSION`) from a registry, verified
+/// against its manifest and the active pointer.
+pub async fn load_from_registry(
+    registry: &str,
+    spec: &str,
+    limits: TransformLimits,
+) -> Result<WasmTransform, StartError> {
+    let error = |source| StartError::Registry {
+        registry: registry.to_owned(),
+        spec: spec.to_owned(),
+        source,
+    };
+    let (name, version) = match spec.split_once('@') {
+        Some((name, version)) => (name, Some(version)),
+        None => (spec, None),
+    };
+    let registry_handle = crate::registry::Registry::open(registry)
+        .await
+        .map_err(error)?;
+    let (manifest, module) = registry_handle.fetch(name, version).await.map_err(error)?;
+    let (name, version) = (manifest.name.clone(), manifest.version.clone());
+    tokio::task::spawn_blocking(move || WasmTransform::from_bytes(&name, &module, limits))
+        .await
+        .expect("loading a transform does not panic")
+        .map(|transform| transform.with_version(version))
+        .map_err(|source| StartError::LoadTransform {
+            location: format!("{registry}/{spec}"),
+            source,
+        })
+}
+
+/// Loads the transform a configuration names: from its registry when it has one, else from a
+/// path or `s3://bucket/key`.
+pub async fn transform(
+    registry: Option<&str>,
+    transform: &str,
+    limits: TransformLimits,
+) -> Result<WasmTransform, StartError> {
+    match registry {
+        Some(registry) => load_from_registry(registry, transform, limits).await,
+        None => load_transform(transform, limits).await,
+    }
+}
+
 /// Opens the lake and failed locations.
 pub async fn pipeline(
     lake: &str,
@@ -115,7 +170,7 @@ pub async fn pipeline(
 
 /// The Lambda's handler, built from its configuration.
 pub async fn lambda_handler(config: &Config) -> Result<Handler, StartError> {
-    let transform = load_transform(&config.transform, config.limits).await?;
+    let transform = transform(config.registry.as_deref(), &config.transform, config.limits).await?;
     let pipeline = pipeline(&config.lake, &config.failed, config.pipeline).await?;
     Ok(Handler::new(pipeline, Arc::new(transform), true))
 }

@@ -34,8 +34,11 @@ pub struct Config {
     pub lake: String,
     /// `WEIR_FAILED`: `s3://bucket/prefix` (or a directory).
     pub failed: String,
-    /// `WEIR_TRANSFORM`: the transform module, `s3://bucket/key.wasm` or a file path.
+    /// `WEIR_TRANSFORM`: the transform module, `s3://bucket/key.wasm` or a file path; with a
+    /// registry, `NAME` (its active version) or `NAME@VERSION`.
     pub transform: String,
+    /// `WEIR_REGISTRY`: the transform registry, `s3://bucket/prefix` (optional).
+    pub registry: Option<String>,
     /// Sandbox limits: `WEIR_FUEL_PER_RECORD`, `WEIR_MEMORY_MIB`, `WEIR_DEADLINE_MS`.
     pub limits: TransformLimits,
     /// `WEIR_MAX_RECORD_BYTES`, `WEIR_GZIP_LEVEL`, `WEIR_STORE_CONCURRENCY`.
@@ -117,6 +120,7 @@ impl Config {
                 "WEIR_TRANSFORM",
                 "the transform module, s3://bucket/key.wasm",
             )?,
+            registry: get("WEIR_REGISTRY"),
             limits,
             pipeline,
         })

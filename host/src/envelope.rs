@@ -41,6 +41,9 @@ pub struct EnvelopeTransform {
     pub name: String,
     /// Hex sha256 of the module.
     pub sha256: String,
+    /// Its registry version, if it came from a registry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 impl Envelope {
@@ -53,6 +56,7 @@ impl Envelope {
             transform: EnvelopeTransform {
                 name: transform.name.clone(),
                 sha256: transform.sha256.clone(),
+                version: transform.version.clone(),
             },
             source: source.to_owned(),
             partition_key: record.partition_key.clone(),
@@ -97,6 +101,7 @@ mod tests {
         let id = TransformId {
             name: "retail".into(),
             sha256: "ab".repeat(32),
+            version: Some("v7".into()),
         };
         let line = Envelope::new(&record, &failure, "shardId-0", &id).to_json();
         assert!(!line.contains(&b'\n'));
@@ -105,5 +110,6 @@ mod tests {
         assert_eq!(back.sub_sequence_number, Some(3));
         assert_eq!(back.arrival_time, "2023-11-14T22:13:20.123Z");
         assert_eq!(back.error_type, "rejected");
+        assert_eq!(back.transform.version.as_deref(), Some("v7"));
     }
 }

@@ -74,6 +74,7 @@ mod tests {
         TransformId {
             name: "retail".into(),
             sha256: "0123456789abcdef".repeat(4),
+            version: None,
         }
     }
 

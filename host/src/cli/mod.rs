@@ -3,6 +3,7 @@
 mod check;
 mod run;
 mod send;
+mod transform;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -23,6 +24,8 @@ enum Command {
     Check(check::CheckArgs),
     /// Send events from files to a Kinesis stream (PutRecords, retrying refused entries).
     Send(send::SendArgs),
+    /// Publish, list, activate, roll back and show transform versions in a registry.
+    Transform(transform::TransformArgs),
 }
 
 /// Parses the arguments, runs the command and prints any error with its whole chain.
@@ -37,6 +40,7 @@ pub fn main() -> ExitCode {
                     Command::Run(args) => run::run(args).await,
                     Command::Check(args) => check::check(args).await,
                     Command::Send(args) => send::send(args).await,
+                    Command::Transform(args) => transform::transform(args).await,
                 }
             })
         });
@@ -52,9 +56,13 @@ pub fn main() -> ExitCode {
 /// Options shared by every command that runs a transform.
 #[derive(Debug, clap::Args)]
 struct TransformOptions {
-    /// The transform module (`.wasm`, built with weir-guest-sdk): a path or s3://bucket/key.
+    /// The transform module (`.wasm`, built with weir-guest-sdk): a path or s3://bucket/key;
+    /// with --registry, NAME (its active version) or NAME@VERSION.
     #[arg(long)]
     transform: String,
+    /// A transform registry (a directory or s3://bucket/prefix) to load --transform from.
+    #[arg(long)]
+    registry: Option<String>,
     /// CPU budget per record, in fuel units (about one per wasm instruction).
     #[arg(long, default_value_t = crate::transform::TransformLimits::default().fuel_per_record)]
     fuel_per_record: u64,
@@ -77,6 +85,6 @@ impl TransformOptions {
             deadline: std::time::Duration::from_millis(self.deadline_ms),
             ..Default::default()
         };
-        Ok(crate::app::load_transform(&self.transform, limits).await?)
+        Ok(crate::app::transform(self.registry.as_deref(), &self.transform, limits).await?)
     }
 }

@@ -49,6 +49,10 @@ impl S3Store {
             .checksum_algorithm(ChecksumAlgorithm::Crc32C)
             .metadata("weir-transform", &object.transform.name)
             .metadata("weir-transform-sha256", &object.transform.sha256)
+            .metadata(
+                "weir-transform-version",
+                object.transform.version.as_deref().unwrap_or("-"),
+            )
             .metadata("weir-first-sequence", object.first.to_string())
             .metadata("weir-last-sequence", object.last.to_string())
             .metadata("weir-records", object.records.to_string())

@@ -128,6 +128,7 @@ impl WasmTransform {
             id: TransformId {
                 name: name.to_owned(),
                 sha256,
+                version: None,
             },
             pre,
             limits,
@@ -137,6 +138,12 @@ impl WasmTransform {
             .instantiate()
             .map_err(|failure| LoadError::Instantiate(failure.message))?;
         Ok(transform)
+    }
+
+    /// The same transform, known as registry version `version` (lineage).
+    pub fn with_version(mut self, version: impl Into<String>) -> Self {
+        self.id.version = Some(version.into());
+        self
     }
 
     /// Who this transform is: name and sha256, recorded in every object key and envelope.

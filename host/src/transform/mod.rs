@@ -28,6 +28,8 @@ pub struct TransformId {
     pub name: String,
     /// Lowercase hex sha256 of the module's bytes.
     pub sha256: String,
+    /// The registry version, when the module came from a registry.
+    pub version: Option<String>,
 }
 
 impl TransformId {

@@ -1,0 +1,161 @@
+//! `weir transform`: publish, list, activate, roll back and show versions in a registry.
+
+use crate::registry::Registry;
+use crate::transform::TransformLimits;
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub(super) struct TransformArgs {
+    #[command(subcommand)]
+    command: TransformCommand,
+}
+
+/// Which registry and transform a command works on.
+#[derive(Debug, clap::Args)]
+struct Target {
+    /// The registry: a directory or s3://bucket/prefix.
+    #[arg(long)]
+    registry: String,
+    /// The transform's name.
+    #[arg(long)]
+    name: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum TransformCommand {
+    /// Check a module (ABI, imports, size, contract cases), then publish it as NAME@VERSION.
+    Publish {
+        #[command(flatten)]
+        target: Target,
+        /// The new version (never overwrites a published one).
+        #[arg(long)]
+        version: String,
+        /// The module, built with weir-guest-sdk.
+        module: PathBuf,
+        /// A directory of sample events with an expected.json (see tests/data): every case must
+        /// pass before anything is published.
+        #[arg(long)]
+        cases: Option<PathBuf>,
+        /// What changed, recorded in the manifest.
+        #[arg(long)]
+        description: Option<String>,
+        /// Make it the active version once published.
+        #[arg(long)]
+        activate: bool,
+    },
+    /// List the published versions; the active one is marked.
+    List {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Make a published version the active one.
+    Activate {
+        #[command(flatten)]
+        target: Target,
+        /// The version.
+        #[arg(long)]
+        version: String,
+    },
+    /// Make the previously active version active again.
+    Rollback {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Print a version's manifest (the active one by default) and the active pointer, as JSON.
+    Show {
+        #[command(flatten)]
+        target: Target,
+        /// The version; the active one when omitted.
+        #[arg(long)]
+        version: Option<String>,
+    },
+}
+
+pub(super) async fn transform(args: TransformArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        TransformCommand::Publish {
+            target,
+            version,
+            module,
+            cases,
+            description,
+            activate,
+        } => {
+            let bytes = std::fs::read(&module)
+                .with_context(|| format!("cannot read {}", module.display()))?;
+            let limits = TransformLimits::default();
+            if let Some(cases) = cases {
+                let name = target.name.clone();
+                let loaded = crate::transform::WasmTransform::from_bytes(&name, &bytes, limits)
+                    .with_context(|| format!("{} is not a usable transform", module.display()))?;
+                let mismatches = crate::contract::run_cases(&loaded, &cases)?;
+                if !mismatches.is_empty() {
+                    bail!(
+                        "{} of the contract cases in {} fail, nothing published:\n  {}",
+                        mismatches.len(),
+                        cases.display(),
+                        mismatches.join("\n  ")
+                    );
+                }
+            }
+            let registry = Registry::open(&target.registry).await?;
+            let manifest = registry
+                .publish(&target.name, &version, &bytes, limits, description)
+                .await?;
+            println!(
+                "published {}@{} (sha256 {})",
+                manifest.name, manifest.version, manifest.sha256
+            );
+            if activate {
+                registry.activate(&target.name, &version).await?;
+                println!("activated {}@{}", target.name, version);
+            }
+        }
+        TransformCommand::List { target } => {
+            let registry = Registry::open(&target.registry).await?;
+            let active = registry.active(&target.name).await?.map(|a| a.version);
+            for manifest in registry.versions(&target.name).await? {
+                let marker = if active.as_deref() == Some(&manifest.version) {
+                    "  (active)"
+                } else {
+                    ""
+                };
+                println!(
+                    "{}  {}  {}{marker}",
+                    manifest.version,
+                    &manifest.sha256[..12],
+                    manifest.published_at
+                );
+            }
+        }
+        TransformCommand::Activate { target, version } => {
+            let active = Registry::open(&target.registry)
+                .await?
+                .activate(&target.name, &version)
+                .await?;
+            println!("activated {}@{}", target.name, active.version);
+        }
+        TransformCommand::Rollback { target } => {
+            let active = Registry::open(&target.registry)
+                .await?
+                .rollback(&target.name)
+                .await?;
+            println!("rolled back {} to {}", target.name, active.version);
+        }
+        TransformCommand::Show { target, version } => {
+            let registry = Registry::open(&target.registry).await?;
+            let active = registry.active(&target.name).await?;
+            let version = match version.or_else(|| active.as_ref().map(|a| a.version.clone())) {
+                Some(version) => version,
+                None => bail!("{} has no active version: pass --version", target.name),
+            };
+            let manifest = registry.manifest(&target.name, &version).await?;
+            let shown = serde_json::json!({ "manifest": manifest, "active": active });
+            println!("{}", serde_json::to_string_pretty(&shown)?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,360 @@
+//! The transform registry: immutable, verified versions of each transform, and an "active"
+//! pointer per name, in a local directory or under `s3://bucket/prefix`. Same layout on both:
+//!
+//! ```text
+//! <registry>/<name>/<version>/transform.wasm   the module
+//! <registry>/<name>/<version>/manifest.json    sha256, ABI version, limits, time, description
+//! <registry>/<name>/active.json                the active version, and the ones before it
+//! ```
+//!
+//! Versions are written once (create-if-absent); the pointer is replaced only if it is still
+//! what the writer read, so two publishers never silently overwrite each other. A module is
+//! verified against its manifest's sha256 every time it is fetched.
+
+mod backend;
+
+use crate::transform::{ABI_VERSION, LoadError, TransformLimits, WasmTransform};
+use backend::{Backend, hex};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Why a registry operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// Not a directory or `s3://bucket[/prefix]`.
+    #[error("invalid registry {0:?}: give a directory or s3://bucket[/prefix]")]
+    InvalidUri(String),
+    /// Names and versions are path components: letters, digits, `.`, `_`, `-`.
+    #[error(
+        "invalid {what} {value:?}: use 1 to 64 letters, digits, '.', '_' or '-', not starting with '.'"
+    )]
+    InvalidName {
+        /// `name` or `version`.
+        what: &'static str,
+        /// The value.
+        value: String,
+    },
+    /// A published version is immutable.
+    #[error("{0} already exists: published versions are immutable, publish a new version")]
+    Exists(String),
+    /// Another publisher changed the active pointer in between.
+    #[error("{0} changed while it was being updated: another publisher got there first, try again")]
+    Conflict(String),
+    /// No such transform or version.
+    #[error("{0} is not in the registry")]
+    NotFound(String),
+    /// The module's bytes do not match its manifest.
+    #[error("{key} does not match its manifest: sha256 {actual}, the manifest says {expected}")]
+    Corrupted {
+        /// The module's key.
+        key: String,
+        /// The manifest's sha256.
+        expected: String,
+        /// The fetched bytes' sha256.
+        actual: String,
+    },
+    /// There is no earlier version to roll back to.
+    #[error("{0} has no earlier active version to roll back to")]
+    NoHistory(String),
+    /// The module is not a usable transform.
+    #[error("{name}@{version} is not a usable transform")]
+    Invalid {
+        /// The transform.
+        name: String,
+        /// The version.
+        version: String,
+        /// Why.
+        #[source]
+        source: LoadError,
+    },
+    /// A registry file is not what the registry writes.
+    #[error("{key} is unreadable: {message}")]
+    Malformed {
+        /// The file.
+        key: String,
+        /// The parse error.
+        message: String,
+    },
+    /// A local file system error.
+    #[error("registry file {path}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An S3 error (after the SDK's retries).
+    #[error("registry object {location}: {message}")]
+    S3 {
+        /// The object.
+        location: String,
+        /// The service's answer.
+        message: String,
+    },
+}
+
+/// What is known about one published version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The transform's name.
+    pub name: String,
+    /// The version.
+    pub version: String,
+    /// Lowercase hex sha256 of `transform.wasm`.
+    pub sha256: String,
+    /// The guest ABI version the module speaks.
+    pub abi_version: u32,
+    /// Module size in bytes.
+    pub size: usize,
+    /// The per-record CPU budget it was checked with.
+    pub fuel_per_record: u64,
+    /// The memory cap it was checked with, in bytes.
+    pub memory_bytes: usize,
+    /// When it was published, RFC 3339.
+    pub published_at: String,
+    /// What changed, for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// The active pointer of a transform name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Active {
+    /// The version hosts should run.
+    pub version: String,
+    /// Its sha256, so a host verifies what it fetches against what was activated.
+    pub sha256: String,
+    /// Versions active before, oldest first: what `rollback` returns to.
+    #[serde(default)]
+    pub history: Vec<String>,
+}
+
+/// A registry at a URI.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    backend: Backend,
+}
+
+impl Registry {
+    /// Opens a local directory or `s3://bucket[/prefix]`.
+    pub async fn open(uri: &str) -> Result<Self, RegistryError> {
+        Ok(Self {
+            backend: Backend::open(uri).await?,
+        })
+    }
+
+    /// Validates the module (it must load as a transform within `limits`) and publishes it as
+    /// `name@version`. Refuses to overwrite a published version.
+    pub async fn publish(
+        &self,
+        name: &str,
+        version: &str,
+        module: &[u8],
+        limits: TransformLimits,
+        description: Option<String>,
+    ) -> Result<Manifest, RegistryError> {
+        check_name("name", name)?;
+        check_name("version", version)?;
+        let transform = WasmTransform::from_bytes(name, module, limits).map_err(|source| {
+            RegistryError::Invalid {
+                name: name.to_owned(),
+                version: version.to_owned(),
+                source,
+            }
+        })?;
+        let manifest = Manifest {
+            name: name.to_owned(),
+            version: version.to_owned(),
+            sha256: transform.id().sha256.clone(),
+            abi_version: ABI_VERSION,
+            size: module.len(),
+            fuel_per_record: limits.fuel_per_record,
+            memory_bytes: limits.memory_bytes,
+            published_at: crate::record::now().to_string(),
+            description,
+        };
+        let json = serde_json::to_vec_pretty(&manifest).expect("a manifest serialises");
+        // The manifest goes last: a version without one is not published.
+        self.backend
+            .create(&module_key(name, version), module)
+            .await?;
+        self.backend
+            .create(&manifest_key(name, version), &json)
+            .await?;
+        Ok(manifest)
+    }
+
+    /// Every published version of `name`, oldest name first.
+    pub async fn versions(&self, name: &str) -> Result<Vec<Manifest>, RegistryError> {
+        check_name("name", name)?;
+        let mut manifests = Vec::new();
+        for version in self.backend.list(name).await? {
+            if let Ok(manifest) = self.manifest(name, &version).await {
+                manifests.push(manifest);
+            }
+        }
+        Ok(manifests)
+    }
+
+    /// The manifest of `name@version`.
+    pub async fn manifest(&self, name: &str, version: &str) -> Result<Manifest, RegistryError> {
+        check_name("name", name)?;
+        check_name("version", version)?;
+        let key = manifest_key(name, version);
+        let file = self
+            .backend
+            .get(&key)
+            .await?
+            .ok_or_else(|| RegistryError::NotFound(format!("{name}@{version}")))?;
+        parse(&key, &file.bytes)
+    }
+
+    /// The active pointer of `name`, if a version was ever activated.
+    pub async fn active(&self, name: &str) -> Result<Option<Active>, RegistryError> {
+        check_name("name", name)?;
+        let key = active_key(name);
+        match self.backend.get(&key).await? {
+            Some(file) => parse(&key, &file.bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Makes `version` the active one; the previous one goes into the history.
+    pub async fn activate(&self, name: &str, version: &str) -> Result<Active, RegistryError> {
+        let manifest = self.manifest(name, version).await?;
+        self.update_active(name, |current| {
+            let mut history = current.map(|c| c.history.clone()).unwrap_or_default();
+            if let Some(current) = current.filter(|c| c.version != manifest.version) {
+                history.push(current.version.clone());
+            }
+            Ok(Active {
+                version: manifest.version.clone(),
+                sha256: manifest.sha256.clone(),
+                history,
+            })
+        })
+        .await
+    }
+
+    /// Makes the previously active version active again.
+    pub async fn rollback(&self, name: &str) -> Result<Active, RegistryError> {
+        let current = self
+            .active(name)
+            .await?
+            .ok_or_else(|| RegistryError::NoHistory(name.to_owned()))?;
+        let previous = current
+            .history
+            .last()
+            .ok_or_else(|| RegistryError::NoHistory(name.to_owned()))?;
+        let target = self.manifest(name, previous).await?;
+        self.update_active(name, |now| {
+            // Someone else moved the pointer since we looked: do not undo their change.
+            if now != Some(&current) {
+                return Err(RegistryError::Conflict(active_key(name)));
+            }
+            let mut history = current.history.clone();
+            history.pop();
+            Ok(Active {
+                version: target.version.clone(),
+                sha256: target.sha256.clone(),
+                history,
+            })
+        })
+        .await
+    }
+
+    async fn update_active(
+        &self,
+        name: &str,
+        next: impl FnOnce(Option<&Active>) -> Result<Active, RegistryError>,
+    ) -> Result<Active, RegistryError> {
+        let key = active_key(name);
+        let current = self.backend.get(&key).await?;
+        let (parsed, tag) = match &current {
+            Some(file) => (
+                Some(parse::<Active>(&key, &file.bytes)?),
+                Some(file.tag.as_str()),
+            ),
+            None => (None, None),
+        };
+        let active = next(parsed.as_ref())?;
+        let json = serde_json::to_vec_pretty(&active).expect("a pointer serialises");
+        self.backend.replace(&key, &json, tag).await?;
+        Ok(active)
+    }
+
+    /// The module of `name@version` (the active version when `version` is None), verified
+    /// against its manifest (and the pointer's sha256).
+    pub async fn fetch(
+        &self,
+        name: &str,
+        version: Option<&str>,
+    ) -> Result<(Manifest, Vec<u8>), RegistryError> {
+        let (version, pinned_sha) = match version {
+            Some(version) => (version.to_owned(), None),
+            None => {
+                let active = self.active(name).await?.ok_or_else(|| {
+                    RegistryError::NotFound(format!("{name} (no active version)"))
+                })?;
+                (active.version, Some(active.sha256))
+            }
+        };
+        let manifest = self.manifest(name, &version).await?;
+        let key = module_key(name, &version);
+        let module = self
+            .backend
+            .get(&key)
+            .await?
+            .ok_or_else(|| RegistryError::NotFound(key.clone()))?;
+        let actual = hex(&Sha256::digest(&module.bytes));
+        for expected in [Some(&manifest.sha256), pinned_sha.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            if actual != *expected {
+                return Err(RegistryError::Corrupted {
+                    key,
+                    expected: expected.clone(),
+                    actual,
+                });
+            }
+        }
+        Ok((manifest, module.bytes))
+    }
+}
+
+fn module_key(name: &str, version: &str) -> String {
+    format!("{name}/{version}/transform.wasm")
+}
+
+fn manifest_key(name: &str, version: &str) -> String {
+    format!("{name}/{version}/manifest.json")
+}
+
+fn active_key(name: &str) -> String {
+    format!("{name}/active.json")
+}
+
+fn check_name(what: &'static str, value: &str) -> Result<(), RegistryError> {
+    let ok = (1..=64).contains(&value.len())
+        && !value.starts_with('.')
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(RegistryError::InvalidName {
+            what,
+            value: value.to_owned(),
+        })
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, RegistryError> {
+    serde_json::from_slice(bytes).map_err(|e| RegistryError::Malformed {
+        key: key.to_owned(),
+        message: e.to_string(),
+    })
+}

@@ -1,0 +1,158 @@
+//! The transform registry, on a local directory and on S3 (the local stand-in): publish with
+//! contract cases, activate, roll back, immutable versions, verified fetches, lineage.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use weir_tests::aws::{Aws, aws_env, endpoint, unique};
+use weir_tests::{data_dir, read_envelopes, retail_wasm, weir_bin};
+
+fn weir(endpoint: Option<&str>, args: &[&str]) -> Output {
+    let mut command = Command::new(weir_bin());
+    command.args(args);
+    if let Some(endpoint) = endpoint {
+        aws_env(&mut command, endpoint);
+    }
+    command.output().expect("weir runs")
+}
+
+fn ok(output: Output) -> String {
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+fn refused(output: Output) -> String {
+    assert!(
+        !output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Publishes, activates, rolls back and refuses what it must, on the registry at `registry`.
+fn exercise(endpoint: Option<&str>, registry: &str) {
+    let wasm = retail_wasm().display().to_string();
+    let cases = data_dir().display().to_string();
+    let at = ["--registry", registry, "--name", "retail"];
+    let publish = |version: &str, extra: &[&str]| {
+        let mut args = vec!["transform", "publish"];
+        args.extend(at);
+        args.extend(["--version", version]);
+        args.extend(extra);
+        args.push(&wasm);
+        weir(endpoint, &args)
+    };
+    assert!(ok(publish("v1", &["--cases", &cases, "--activate"])).contains("activated retail@v1"));
+    let again = refused(publish("v1", &[]));
+    assert!(again.contains("immutable"), "{again}");
+    ok(publish("v2", &["--description", "same code, new version"]));
+    let list = |args: &[&str]| ok(weir(endpoint, &[&["transform", "list"], args].concat()));
+    let listing = list(&at);
+    assert!(
+        listing.contains("v1")
+            && listing.contains("v2")
+            && listing
+                .lines()
+                .any(|l| l.starts_with("v1") && l.ends_with("(active)")),
+        "{listing}"
+    );
+    ok(weir(
+        endpoint,
+        &[&["transform", "activate"], &at[..], &["--version", "v2"]].concat(),
+    ));
+    let rolled = ok(weir(
+        endpoint,
+        &[&["transform", "rollback"], &at[..]].concat(),
+    ));
+    assert!(rolled.contains("rolled back retail to v1"), "{rolled}");
+    let none = refused(weir(
+        endpoint,
+        &[&["transform", "rollback"], &at[..]].concat(),
+    ));
+    assert!(none.contains("no earlier active version"), "{none}");
+    let shown: serde_json::Value = serde_json::from_str(&ok(weir(
+        endpoint,
+        &[&["transform", "show"], &at[..], &["--version", "v2"]].concat(),
+    )))
+    .unwrap();
+    assert_eq!(shown["manifest"]["description"], "same code, new version");
+    assert_eq!(shown["active"]["version"], "v1");
+}
+
+#[test]
+fn publishes_activates_and_rolls_back_on_a_local_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = dir.path().join("registry").display().to_string();
+    exercise(None, &registry);
+
+    // Ingest through the registry: lineage names the version.
+    let (lake, failed) = (dir.path().join("lake"), dir.path().join("failed"));
+    let run = |transform: &str| {
+        weir(
+            None,
+            &[
+                "run",
+                "--registry",
+                &registry,
+                "--transform",
+                transform,
+                "--input",
+                &data_dir().join("invalid").display().to_string(),
+                "--lake",
+                lake.to_str().unwrap(),
+                "--failed",
+                failed.to_str().unwrap(),
+            ],
+        )
+    };
+    ok(run("retail"));
+    let envelopes = read_envelopes(&failed);
+    assert!(
+        !envelopes.is_empty()
+            && envelopes
+                .iter()
+                .all(|(_, e)| e.transform.version.as_deref() == Some("v1"))
+    );
+
+    // Bytes changed after publishing are refused, and nothing is written with them.
+    let module = Path::new(&registry).join("retail/v2/transform.wasm");
+    let mut bytes = std::fs::read(&module).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&module, bytes).unwrap();
+    std::fs::remove_dir_all(&failed).unwrap();
+    let corrupted = refused(run("retail@v2"));
+    assert!(
+        corrupted.contains("does not match its manifest"),
+        "{corrupted}"
+    );
+    assert!(!failed.exists());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn publishes_activates_and_rolls_back_on_s3() {
+    let endpoint = endpoint();
+    let aws = Aws::connect(&endpoint).await;
+    let bucket = unique("registry");
+    aws.create_bucket(&bucket).await;
+    let registry = format!("s3://{bucket}/transforms");
+    tokio::task::spawn_blocking(move || exercise(Some(&endpoint), &registry))
+        .await
+        .unwrap();
+    let active = aws
+        .s3
+        .get_object()
+        .bucket(&bucket)
+        .key("transforms/retail/active.json")
+        .send()
+        .await
+        .unwrap();
+    let active: serde_json::Value =
+        serde_json::from_slice(&active.body.collect().await.unwrap().into_bytes()).unwrap();
+    assert_eq!(active["version"], "v1");
+}
