@@ -118,21 +118,10 @@ impl Backend {
                 client,
                 bucket,
                 prefix,
-            } => {
-                let put = client
-                    .put_object()
-                    .bucket(bucket)
-                    .key(format!("{prefix}{key}"))
-                    .if_none_match("*")
-                    .body(ByteStream::from(bytes.to_vec()))
-                    .send()
-                    .await;
-                match put {
-                    Ok(_) => Ok(()),
-                    Err(e) if status(&e) == Some(412) => Err(RegistryError::Exists(key.to_owned())),
-                    Err(e) => Err(s3(bucket, prefix, key, crate::aws::describe(&e))),
-                }
-            }
+            } => match s3_put(client, bucket, prefix, key, bytes, None).await? {
+                true => Ok(()),
+                false => Err(RegistryError::Exists(key.to_owned())),
+            },
         }
     }
 
@@ -165,23 +154,10 @@ impl Backend {
                 client,
                 bucket,
                 prefix,
-            } => {
-                let put = client
-                    .put_object()
-                    .bucket(bucket)
-                    .key(format!("{prefix}{key}"));
-                let put = match tag {
-                    Some(tag) => put.if_match(tag),
-                    None => put.if_none_match("*"),
-                };
-                match put.body(ByteStream::from(bytes.to_vec())).send().await {
-                    Ok(_) => Ok(()),
-                    Err(e) if matches!(status(&e), Some(412 | 409)) => {
-                        Err(RegistryError::Conflict(key.to_owned()))
-                    }
-                    Err(e) => Err(s3(bucket, prefix, key, crate::aws::describe(&e))),
-                }
-            }
+            } => match s3_put(client, bucket, prefix, key, bytes, tag).await? {
+                true => Ok(()),
+                false => Err(RegistryError::Conflict(key.to_owned())),
+            },
         }
     }
 
@@ -240,6 +216,32 @@ impl Backend {
         }
         names.sort();
         Ok(names)
+    }
+}
+
+/// A conditional put: only if the object is still `tag` (its ETag), or absent when `tag` is
+/// None. Returns false when the condition failed.
+async fn s3_put(
+    client: &aws_sdk_s3::Client,
+    bucket: &str,
+    prefix: &str,
+    key: &str,
+    bytes: &[u8],
+    tag: Option<&str>,
+) -> Result<bool, RegistryError> {
+    let put = client
+        .put_object()
+        .bucket(bucket)
+        .key(format!("{prefix}{key}"));
+    let put = match tag {
+        Some(tag) => put.if_match(tag),
+        None => put.if_none_match("*"),
+    };
+    match put.body(ByteStream::from(bytes.to_vec())).send().await {
+        Ok(_) => Ok(true),
+        // 412: the condition failed; 409: a concurrent conditional write won.
+        Err(e) if matches!(status(&e), Some(412 | 409)) => Ok(false),
+        Err(e) => Err(s3(bucket, prefix, key, crate::aws::describe(&e))),
     }
 }
 
