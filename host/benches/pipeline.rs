@@ -178,7 +178,11 @@ fn lambda_handler(module: &[u8], ndjson: &[u8]) {
         let pipeline = weir::app::pipeline("discard:", "discard:", PipelineConfig::default())
             .await
             .expect("discard opens");
-        weir::handler::Handler::new(pipeline, std::sync::Arc::new(transform), false)
+        weir::handler::Handler::new(
+            pipeline,
+            std::sync::Arc::new(weir::active::ActiveTransform::fixed(transform)),
+            false,
+        )
     });
     let parse = measure(|| {
         let event: weir::kinesis::KinesisEvent =

@@ -1,5 +1,6 @@
 //! Building the application once, at start-up: the transform, the stores and the handler.
 
+use crate::active::ActiveTransform;
 use crate::config::Config;
 use crate::handler::Handler;
 use crate::pipeline::{Pipeline, PipelineConfig};
@@ -170,7 +171,37 @@ pub async fn pipeline(
 
 /// The Lambda's handler, built from its configuration.
 pub async fn lambda_handler(config: &Config) -> Result<Handler, StartError> {
-    let transform = transform(config.registry.as_deref(), &config.transform, config.limits).await?;
+    let transform = active_transform(
+        config.registry.as_deref(),
+        &config.transform,
+        config.limits,
+        config.refresh,
+    )
+    .await?;
     let pipeline = pipeline(&config.lake, &config.failed, config.pipeline).await?;
     Ok(Handler::new(pipeline, Arc::new(transform), true))
+}
+
+/// The transform a host runs: with a registry and a bare `NAME`, its active version, followed
+/// every `refresh`; a pinned `NAME@VERSION` (immutable) or a module path stays as loaded.
+pub async fn active_transform(
+    registry: Option<&str>,
+    spec: &str,
+    limits: TransformLimits,
+    refresh: std::time::Duration,
+) -> Result<ActiveTransform, StartError> {
+    let initial = transform(registry, spec, limits).await?;
+    let Some(registry) = registry.filter(|_| !spec.contains('@')) else {
+        return Ok(ActiveTransform::fixed(initial));
+    };
+    let handle = crate::registry::Registry::open(registry)
+        .await
+        .map_err(|source| StartError::Registry {
+            registry: registry.to_owned(),
+            spec: spec.to_owned(),
+            source,
+        })?;
+    Ok(ActiveTransform::following(
+        initial, handle, spec, refresh, limits,
+    ))
 }

@@ -39,6 +39,8 @@ pub struct Config {
     pub transform: String,
     /// `WEIR_REGISTRY`: the transform registry, `s3://bucket/prefix` (optional).
     pub registry: Option<String>,
+    /// `WEIR_REFRESH_SECONDS`: how often the registry's active pointer is re-read.
+    pub refresh: Duration,
     /// Sandbox limits: `WEIR_FUEL_PER_RECORD`, `WEIR_MEMORY_MIB`, `WEIR_DEADLINE_MS`.
     pub limits: TransformLimits,
     /// `WEIR_MAX_RECORD_BYTES`, `WEIR_GZIP_LEVEL`, `WEIR_STORE_CONCURRENCY`.
@@ -121,6 +123,7 @@ impl Config {
                 "the transform module, s3://bucket/key.wasm",
             )?,
             registry: get("WEIR_REGISTRY"),
+            refresh: Duration::from_secs(number("WEIR_REFRESH_SECONDS", 30, 1..=86_400)?),
             limits,
             pipeline,
         })

@@ -1,27 +1,27 @@
 //! The batch handler every deployment mode shares: the Lambda, the Kinesis shard poller and
 //! `weir run` on files all hand it batches and act on its answer.
 
+use crate::active::ActiveTransform;
 use crate::kinesis::{KinesisEvent, batches_from_event};
 use crate::metrics::emf_line;
 use crate::pipeline::{BatchReport, Pipeline};
 use crate::record::Batch;
 use crate::sequence::InvalidSequenceNumber;
-use crate::transform::WasmTransform;
 
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use std::sync::Arc;
 
-/// Runs batches through the pipeline with one transform.
+/// Runs batches through the pipeline with the active transform.
 #[derive(Debug, Clone)]
 pub struct Handler {
     pipeline: Pipeline,
-    transform: Arc<WasmTransform>,
+    transform: Arc<ActiveTransform>,
     emit_metrics: bool,
 }
 
 impl Handler {
     /// A handler; `emit_metrics` prints one CloudWatch EMF line per batch on stdout.
-    pub fn new(pipeline: Pipeline, transform: Arc<WasmTransform>, emit_metrics: bool) -> Self {
+    pub fn new(pipeline: Pipeline, transform: Arc<ActiveTransform>, emit_metrics: bool) -> Self {
         Self {
             pipeline,
             transform,
@@ -29,17 +29,22 @@ impl Handler {
         }
     }
 
-    /// The transform in use.
-    pub fn transform(&self) -> &Arc<WasmTransform> {
+    /// The transform source.
+    pub fn transform(&self) -> &ActiveTransform {
         &self.transform
     }
 
     /// Processes one source's batch; the report's `unstored` is where to resume from.
     pub async fn handle_batch(&self, batch: Batch) -> BatchReport {
-        let report = self.pipeline.process(batch, &self.transform).await;
+        let transform = self.transform.current().await;
+        let report = self.pipeline.process(batch, &transform).await;
+        let load_failures = self.transform.take_load_failures();
         if self.emit_metrics {
             let now = crate::record::now().unix_millis();
-            println!("{}", emf_line(&report, &self.transform.id().name, now));
+            println!(
+                "{}",
+                emf_line(&report, &transform.id().name, load_failures, now)
+            );
         }
         report
     }

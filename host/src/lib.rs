@@ -14,6 +14,7 @@
 //! ([`envelope`]) and writes them through a [`storage::Store`]. Pure stages take no wasmtime or
 //! storage types, so they are tested on their own.
 
+pub mod active;
 pub mod app;
 pub mod aws;
 pub mod cli;

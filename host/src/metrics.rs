@@ -8,7 +8,12 @@ use serde_json::{Map, Value, json};
 pub const NAMESPACE: &str = "Weir";
 
 /// The EMF document for one batch, dimensioned by transform name.
-pub fn emf_line(report: &BatchReport, transform: &str, timestamp_millis: i64) -> String {
+pub fn emf_line(
+    report: &BatchReport,
+    transform: &str,
+    load_failures: u64,
+    timestamp_millis: i64,
+) -> String {
     let mut values = Map::new();
     let mut metric = |name: String, value: f64, unit: &str, definitions: &mut Vec<Value>| {
         definitions.push(json!({ "Name": name, "Unit": unit }));
@@ -51,6 +56,12 @@ pub fn emf_line(report: &BatchReport, transform: &str, timestamp_millis: i64) ->
     metric(
         "ObjectsWritten".into(),
         report.objects as f64,
+        "Count",
+        &mut definitions,
+    );
+    metric(
+        "TransformLoadFailures".into(),
+        load_failures as f64,
         "Count",
         &mut definitions,
     );
@@ -103,7 +114,7 @@ mod tests {
             ..BatchReport::default()
         };
         report.failed_by_type.insert(ErrorType::Rejected, 2);
-        let line = emf_line(&report, "retail", 1_700_000_000_000);
+        let line = emf_line(&report, "retail", 1, 1_700_000_000_000);
         assert!(!line.contains('\n'));
         let doc: Value = serde_json::from_str(&line).unwrap();
         let declared = doc["_aws"]["CloudWatchMetrics"][0]["Metrics"]
@@ -116,5 +127,6 @@ mod tests {
         assert_eq!(doc["RecordsNotStored"], 1.0);
         assert_eq!(doc["Failed.rejected"], 2.0);
         assert_eq!(doc["Transform"], "retail");
+        assert_eq!(doc["TransformLoadFailures"], 1.0);
     }
 }

@@ -156,3 +156,126 @@ async fn publishes_activates_and_rolls_back_on_s3() {
         serde_json::from_slice(&active.body.collect().await.unwrap().into_bytes()).unwrap();
     assert_eq!(active["version"], "v1");
 }
+
+/// A module that puts every record under `layout=<tag>`.
+fn layout_module(dir: &Path, tag: &str) -> String {
+    let extra = format!(r#"(data (i32.const 64) "layout") (data (i32.const 80) "{tag}")"#);
+    let body = format!(
+        "(call $partition (i32.const 64) (i32.const 6) (i32.const 80) (i32.const {})) i32.const 0",
+        tag.len()
+    );
+    let path = dir.join(format!("layout-{tag}.wasm"));
+    std::fs::write(
+        &path,
+        weir_tests::wasm(&weir_tests::guest_wat(&body, &extra)),
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+/// Polls until `found` holds (a running host writes asynchronously).
+fn eventually(what: &str, found: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !found() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_running_host_follows_the_active_version_and_refuses_a_corrupted_one() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let registry = dir.path().join("registry").display().to_string();
+    let (lake, failed) = (dir.path().join("lake"), dir.path().join("failed"));
+    let at = ["--registry", registry.as_str(), "--name", "retail"];
+    let publish = |version: &str, module: &str| {
+        ok(weir(
+            None,
+            &[
+                &["transform", "publish"],
+                &at[..],
+                &["--version", version, module],
+            ]
+            .concat(),
+        ))
+    };
+    let activate = |version: &str| {
+        ok(weir(
+            None,
+            &[&["transform", "activate"], &at[..], &["--version", version]].concat(),
+        ))
+    };
+    publish("v1", &retail_wasm().display().to_string());
+    activate("v1");
+    publish("v2", &layout_module(dir.path(), "v2"));
+    publish("v3", &layout_module(dir.path(), "v3"));
+
+    let mut host = Command::new(weir_bin())
+        .args([
+            "run",
+            "--registry",
+            &registry,
+            "--transform",
+            "retail",
+            "--refresh",
+            "1",
+            "--batch-window-ms",
+            "20",
+            "--input",
+            "-",
+        ])
+        .arg("--lake")
+        .arg(&lake)
+        .arg("--failed")
+        .arg(&failed)
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = host.stdin.take().unwrap();
+    let event = r#"{"metadata":{"uuid":"1","section":"Books"},"payload":{}}"#;
+    let objects_under = |level: &str| {
+        weir_tests::read_objects(&lake)
+            .iter()
+            .filter(|(key, _)| key.starts_with(level))
+            .count()
+    };
+
+    writeln!(stdin, "{event}").unwrap();
+    eventually("v1's layout", || objects_under("section=Books/") == 1);
+
+    activate("v2");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    writeln!(stdin, "{event}").unwrap();
+    eventually("v2's layout, without a restart", || {
+        objects_under("layout=v2/") == 1
+    });
+
+    // v3's module changes after publishing: the host must refuse it and keep running v2.
+    let module = Path::new(&registry).join("retail/v3/transform.wasm");
+    let mut bytes = std::fs::read(&module).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&module, bytes).unwrap();
+    activate("v3");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    writeln!(stdin, "{event}").unwrap();
+    eventually("the last good version to keep running", || {
+        objects_under("layout=v2/") == 2
+    });
+    assert_eq!(objects_under("layout=v3/"), 0);
+
+    drop(stdin);
+    let output = host.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("refusing the active version")
+            && stderr.contains("does not match its manifest"),
+        "{stderr}"
+    );
+}

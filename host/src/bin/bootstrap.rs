@@ -43,7 +43,8 @@ async fn main() -> ExitCode {
 async fn start() -> anyhow::Result<Handler> {
     let config = Config::from_env()?;
     let handler = weir::app::lambda_handler(&config).await?;
-    let id = handler.transform().id();
+    let transform = handler.transform().current().await;
+    let id = transform.id();
     tracing::info!(transform = %id.name, sha256 = %id.sha256, lake = %config.lake, failed = %config.failed, "ready");
     Ok(handler)
 }

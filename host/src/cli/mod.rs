@@ -63,6 +63,10 @@ struct TransformOptions {
     /// A transform registry (a directory or s3://bucket/prefix) to load --transform from.
     #[arg(long)]
     registry: Option<String>,
+    /// With --registry and a bare NAME: re-read the active version every this many seconds and
+    /// switch to it between batches.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    refresh: u64,
     /// CPU budget per record, in fuel units (about one per wasm instruction).
     #[arg(long, default_value_t = crate::transform::TransformLimits::default().fuel_per_record)]
     fuel_per_record: u64,
@@ -78,13 +82,29 @@ struct TransformOptions {
 }
 
 impl TransformOptions {
+    /// The transform, followed in its registry when one is given.
+    async fn active(&self) -> anyhow::Result<crate::active::ActiveTransform> {
+        let refresh = std::time::Duration::from_secs(self.refresh);
+        Ok(crate::app::active_transform(
+            self.registry.as_deref(),
+            &self.transform,
+            self.limits(),
+            refresh,
+        )
+        .await?)
+    }
+
+    /// The transform as loaded now.
     async fn load(&self) -> anyhow::Result<crate::transform::WasmTransform> {
-        let limits = crate::transform::TransformLimits {
+        Ok(crate::app::transform(self.registry.as_deref(), &self.transform, self.limits()).await?)
+    }
+
+    fn limits(&self) -> crate::transform::TransformLimits {
+        crate::transform::TransformLimits {
             fuel_per_record: self.fuel_per_record,
             memory_bytes: self.memory_mib << 20,
             deadline: std::time::Duration::from_millis(self.deadline_ms),
             ..Default::default()
-        };
-        Ok(crate::app::transform(self.registry.as_deref(), &self.transform, limits).await?)
+        }
     }
 }

@@ -101,7 +101,7 @@ impl Totals {
 
 pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
-    let transform = args.transform.load().await?;
+    let transform = args.transform.active().await?;
     let config = PipelineConfig {
         max_record_bytes: args.transform.max_record_bytes,
         gzip_level: args.gzip_level,
