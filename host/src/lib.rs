@@ -32,6 +32,7 @@ pub mod partition;
 pub mod pipeline;
 pub mod record;
 pub mod registry;
+pub mod replay;
 pub mod sequence;
 pub mod sort;
 pub mod source;

@@ -279,3 +279,102 @@ fn a_running_host_follows_the_active_version_and_refuses_a_corrupted_one() {
         "{stderr}"
     );
 }
+
+#[test]
+fn replay_after_fixing_the_transform_recovers_the_failed_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = dir.path().join("registry").display().to_string();
+    let (lake, failed) = (dir.path().join("lake"), dir.path().join("failed"));
+    let at = ["--registry", registry.as_str(), "--name", "retail"];
+    // v1 is broken: it rejects everything.
+    let broken = dir.path().join("broken.wasm");
+    let body =
+        "(call $reject (i32.const 32) (i32.const 4) (i32.const 32) (i32.const 4)) i32.const 1";
+    std::fs::write(&broken, weir_tests::wasm(&weir_tests::guest_wat(body, ""))).unwrap();
+    let publish = |version: &str, module: &str| {
+        ok(weir(
+            None,
+            &[
+                &["transform", "publish"],
+                &at[..],
+                &["--version", version, "--activate", module],
+            ]
+            .concat(),
+        ))
+    };
+    publish("v1", broken.to_str().unwrap());
+    let inputs = [data_dir().join("seed"), data_dir().join("invalid")];
+    let paths: Vec<&str> = inputs.iter().map(|p| p.to_str().unwrap()).collect();
+    let locations = [
+        "--lake",
+        lake.to_str().unwrap(),
+        "--failed",
+        failed.to_str().unwrap(),
+    ];
+    ok(weir(
+        None,
+        &[
+            &[
+                "run",
+                "--registry",
+                &registry,
+                "--transform",
+                "retail",
+                "--input",
+            ],
+            &paths[..],
+            &locations[..],
+        ]
+        .concat(),
+    ));
+    let before = read_envelopes(&failed);
+    assert!(
+        before.iter().any(|(_, e)| e.code == "boom"),
+        "v1 rejected with its code"
+    );
+    assert!(weir_tests::read_objects(&lake).is_empty());
+
+    publish("v2", &retail_wasm().display().to_string());
+    let replay = |extra: &[&str]| {
+        ok(weir(
+            None,
+            &[
+                &["replay", "--registry", &registry, "--transform", "retail"],
+                &locations[..],
+                extra,
+            ]
+            .concat(),
+        ))
+    };
+    let summary = replay(&[]);
+    assert!(summary.contains("3 now in the lake"), "{summary}");
+    let lake_lines: usize = weir_tests::read_objects(&lake)
+        .iter()
+        .map(|(_, lines)| lines.len())
+        .sum();
+    assert_eq!(lake_lines, 3, "the seed events are recovered");
+    let after = read_envelopes(&failed);
+    assert_eq!(
+        after.len() + 3,
+        before.len(),
+        "every other record failed again, once"
+    );
+    assert!(
+        after
+            .iter()
+            .all(|(_, e)| e.code != "boom" && e.transform.version.as_deref() == Some("v2")),
+        "new reasons, new lineage"
+    );
+
+    // Replaying again stores nothing twice.
+    let again = replay(&[]);
+    assert!(again.starts_with("0 records"), "{again}");
+    assert_eq!(read_envelopes(&failed).len(), after.len());
+    assert_eq!(
+        weir_tests::read_objects(&lake)
+            .iter()
+            .map(|(_, lines)| lines.len())
+            .sum::<usize>(),
+        3
+    );
+}

@@ -1,6 +1,7 @@
 //! The `weir` command line.
 
 mod check;
+mod replay;
 mod run;
 mod send;
 mod transform;
@@ -24,6 +25,8 @@ enum Command {
     Check(check::CheckArgs),
     /// Send events from files to a Kinesis stream (PutRecords, retrying refused entries).
     Send(send::SendArgs),
+    /// Run failed records again through a (new) transform version.
+    Replay(replay::ReplayArgs),
     /// Publish, list, activate, roll back and show transform versions in a registry.
     Transform(transform::TransformArgs),
 }
@@ -41,6 +44,7 @@ pub fn main() -> ExitCode {
                     Command::Check(args) => check::check(args).await,
                     Command::Send(args) => send::send(args).await,
                     Command::Transform(args) => transform::transform(args).await,
+                    Command::Replay(args) => replay::replay_command(args).await,
                 }
             })
         });

@@ -38,6 +38,30 @@ impl LocalStore {
             .expect("file writes do not panic")
     }
 
+    /// Every object key under `prefix` (hidden temporary files excluded), sorted.
+    pub fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut keys = Vec::new();
+        walk(&self.root, &self.root, &mut keys).map_err(|source| StoreError::Io {
+            path: self.root.clone(),
+            source,
+        })?;
+        keys.retain(|key| key.starts_with(prefix));
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// The object at `key`.
+    pub fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+        let path = self.path_of(key)?;
+        std::fs::read(&path).map_err(|source| StoreError::Io { path, source })
+    }
+
+    /// Removes the object at `key`.
+    pub fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let path = self.path_of(key)?;
+        std::fs::remove_file(&path).map_err(|source| StoreError::Io { path, source })
+    }
+
     fn path_of(&self, key: &str) -> Result<PathBuf, StoreError> {
         let relative = Path::new(key);
         let confined = !key.is_empty()
@@ -49,6 +73,27 @@ impl LocalStore {
         }
         Ok(self.root.join(relative))
     }
+}
+
+fn walk(root: &Path, dir: &Path, keys: &mut Vec<String>) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let path = entry?.path();
+        if path.is_dir() {
+            walk(root, &path, keys)?;
+        } else if !path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        {
+            let key = path.strip_prefix(root).expect("walked under the root");
+            keys.push(key.to_string_lossy().into_owned());
+        }
+    }
+    Ok(())
 }
 
 fn write_atomically(path: &Path, body: &[u8]) -> Result<(), StoreError> {

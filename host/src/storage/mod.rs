@@ -75,6 +75,33 @@ impl Store {
             Self::Discard => Ok(()),
         }
     }
+
+    /// Every key under `prefix`, sorted (for reading a failed location back).
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        match self {
+            Self::Local(store) => store.list(prefix),
+            Self::S3(store) => store.list(prefix).await,
+            Self::Discard => Ok(Vec::new()),
+        }
+    }
+
+    /// The object at `key`.
+    pub async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+        match self {
+            Self::Local(store) => store.get(key),
+            Self::S3(store) => store.get(key).await,
+            Self::Discard => Err(StoreError::InvalidLocation("discard:".into())),
+        }
+    }
+
+    /// Removes the object at `key`.
+    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        match self {
+            Self::Local(store) => store.delete(key),
+            Self::S3(store) => store.delete(key).await,
+            Self::Discard => Ok(()),
+        }
+    }
 }
 
 impl std::fmt::Display for Store {

@@ -67,6 +67,75 @@ impl S3Store {
     }
 }
 
+impl S3Store {
+    /// Every object key under `prefix` (relative to the store's prefix), sorted.
+    pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let mut keys = Vec::new();
+        let full = format!("{}{prefix}", self.prefix);
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&full)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| self.error(&full, crate::aws::describe(&e)))?;
+            for object in page.contents.unwrap_or_default() {
+                if let Some(key) = object
+                    .key
+                    .as_deref()
+                    .and_then(|k| k.strip_prefix(&self.prefix))
+                {
+                    keys.push(key.to_owned());
+                }
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
+    /// The object at `key`.
+    pub async fn get(&self, key: &str) -> Result<Vec<u8>, StoreError> {
+        let full = format!("{}{key}", self.prefix);
+        let object = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&full)
+            .send()
+            .await
+            .map_err(|e| self.error(&full, crate::aws::describe(&e)))?;
+        let body = object
+            .body
+            .collect()
+            .await
+            .map_err(|e| self.error(&full, e.to_string()))?;
+        Ok(body.into_bytes().to_vec())
+    }
+
+    /// Removes the object at `key`.
+    pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let full = format!("{}{key}", self.prefix);
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(&full)
+            .send()
+            .await
+            .map_err(|e| self.error(&full, crate::aws::describe(&e)))?;
+        Ok(())
+    }
+
+    fn error(&self, key: &str, message: String) -> StoreError {
+        StoreError::S3 {
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+            source: message.into(),
+        }
+    }
+}
+
 impl std::fmt::Display for S3Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "s3://{}/{}", self.bucket, self.prefix)

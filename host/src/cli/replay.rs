@@ -1,0 +1,75 @@
+//! `weir replay`: failed records through a (new) transform version, into the lake.
+
+use super::TransformOptions;
+use crate::handler::Handler;
+use crate::pipeline::PipelineConfig;
+use crate::replay::{ReplayFilter, replay};
+use crate::storage::Store;
+use anyhow::Context;
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Debug, clap::Args)]
+pub(super) struct ReplayArgs {
+    /// The failed location to replay from (and where records that fail again go).
+    #[arg(long)]
+    failed: String,
+    #[command(flatten)]
+    transform: TransformOptions,
+    /// The lake: a directory or s3://bucket/prefix.
+    #[arg(long)]
+    lake: String,
+    /// Only failed records that arrived on or after this day (YYYY-MM-DD).
+    #[arg(long)]
+    since: Option<String>,
+    /// Only these error types (repeatable), e.g. rejected, trap.
+    #[arg(long = "error-type")]
+    error_types: Vec<String>,
+}
+
+pub(super) async fn replay_command(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let transform = args.transform.active().await?;
+    let config = PipelineConfig {
+        max_record_bytes: args.transform.max_record_bytes,
+        ..PipelineConfig::default()
+    };
+    let pipeline = crate::app::pipeline(&args.lake, &args.failed, config).await?;
+    let failed = Store::open(&args.failed)
+        .await
+        .with_context(|| format!("cannot open {}", args.failed))?;
+    let handler = Handler::new(pipeline, Arc::new(transform), false);
+    let filter = ReplayFilter {
+        since: args.since,
+        error_types: args.error_types,
+    };
+    let terminal = std::io::stderr().is_terminal();
+    let summary = replay(&failed, &handler, &filter, |done, total| {
+        if terminal {
+            let width = 30;
+            let filled = if total == 0 {
+                width
+            } else {
+                done * width / total
+            };
+            eprint!(
+                "\rreplaying [{}{}] {done}/{total} objects",
+                "#".repeat(filled),
+                " ".repeat(width - filled)
+            );
+        }
+    })
+    .await?;
+    if terminal {
+        eprintln!();
+    }
+    println!(
+        "{} records from {} failed objects: {} now in the lake, {} failed again ({} objects already judged by this version)",
+        summary.records,
+        summary.objects,
+        summary.stored,
+        summary.failed_again,
+        summary.already_judged
+    );
+    Ok(ExitCode::SUCCESS)
+}
