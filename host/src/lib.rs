@@ -20,6 +20,7 @@ pub mod aws;
 pub mod cli;
 pub mod config;
 pub mod contract;
+pub mod diff;
 pub mod encode;
 pub mod envelope;
 pub mod failure;

@@ -378,3 +378,80 @@ fn replay_after_fixing_the_transform_recovers_the_failed_records() {
         3
     );
 }
+
+#[test]
+fn diff_shows_what_a_new_version_would_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = dir.path().join("registry").display().to_string();
+    let at = ["--registry", registry.as_str(), "--name", "retail"];
+    let publish = |version: &str, module: &str| {
+        ok(weir(
+            None,
+            &[
+                &["transform", "publish"],
+                &at[..],
+                &["--version", version, module],
+            ]
+            .concat(),
+        ))
+    };
+    publish("v1", &retail_wasm().display().to_string());
+    publish("v2", &layout_module(dir.path(), "v2"));
+    let seed = data_dir().join("seed").display().to_string();
+    let invalid = data_dir()
+        .join("invalid/uuid_empty.json")
+        .display()
+        .to_string();
+    let report = ok(weir(
+        None,
+        &[
+            "diff",
+            "--registry",
+            &registry,
+            "--from",
+            "retail@v1",
+            "--to",
+            "retail@v2",
+            "--input",
+            &seed,
+            &invalid,
+        ],
+    ));
+    assert!(
+        report.starts_with("4 records, 4 change outcome"),
+        "{report}"
+    );
+    assert!(
+        report.contains("section=Electronics/dt=") && report.contains("->  layout=v2"),
+        "{report}"
+    );
+    assert!(
+        report.contains("rejected empty_field  ->  layout=v2"),
+        "{report}"
+    );
+    assert!(
+        report.contains("e.g. ") && report.contains("log_1.json"),
+        "{report}"
+    );
+    let same = ok(weir(
+        None,
+        &[
+            "diff",
+            "--registry",
+            &registry,
+            "--from",
+            "retail@v1",
+            "--to",
+            "retail@v1",
+            "--input",
+            &seed,
+        ],
+    ));
+    assert!(same.starts_with("3 records, 0 change outcome"), "{same}");
+    // Nothing was written anywhere.
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        2,
+        "only the registry and the module"
+    );
+}

@@ -1,6 +1,7 @@
 //! The `weir` command line.
 
 mod check;
+mod diff;
 mod replay;
 mod run;
 mod send;
@@ -25,6 +26,8 @@ enum Command {
     Check(check::CheckArgs),
     /// Send events from files to a Kinesis stream (PutRecords, retrying refused entries).
     Send(send::SendArgs),
+    /// Compare two transform versions over the same events, writing nothing.
+    Diff(diff::DiffArgs),
     /// Run failed records again through a (new) transform version.
     Replay(replay::ReplayArgs),
     /// Publish, list, activate, roll back and show transform versions in a registry.
@@ -45,6 +48,7 @@ pub fn main() -> ExitCode {
                     Command::Send(args) => send::send(args).await,
                     Command::Transform(args) => transform::transform(args).await,
                     Command::Replay(args) => replay::replay_command(args).await,
+                    Command::Diff(args) => diff::diff(args).await,
                 }
             })
         });

@@ -1,0 +1,72 @@
+//! Shadow runs: two transform versions over the same records, writing nothing, to show what a
+//! new version would change before it is activated.
+
+use crate::failure::ErrorType;
+use crate::pipeline::PipelineConfig;
+use crate::record::Batch;
+use crate::sort::{Sorted, transform_batch};
+use crate::transform::WasmTransform;
+use std::collections::BTreeMap;
+
+/// How many examples of each change a report keeps.
+const EXAMPLES: usize = 3;
+
+/// What changes between two versions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DiffReport {
+    /// Records compared.
+    pub records: usize,
+    /// Records whose outcome (partition, or failure) differs.
+    pub changed: usize,
+    /// `(before, after) -> count` for every outcome that moves.
+    pub moves: BTreeMap<(String, String), usize>,
+    /// A few records of each move: `(before, after) -> record partition keys`.
+    pub examples: BTreeMap<(String, String), Vec<String>>,
+}
+
+impl DiffReport {
+    /// Adds one batch, run through both versions.
+    pub fn add(
+        &mut self,
+        batch: &Batch,
+        before: &WasmTransform,
+        after: &WasmTransform,
+        config: &PipelineConfig,
+    ) {
+        let old = outcomes(
+            batch,
+            &transform_batch(batch, &mut before.session(), config),
+        );
+        let new = outcomes(batch, &transform_batch(batch, &mut after.session(), config));
+        self.records += batch.records.len();
+        for ((record, old), new) in batch.records.iter().zip(old).zip(new) {
+            if old == new {
+                continue;
+            }
+            self.changed += 1;
+            let key = (old, new);
+            *self.moves.entry(key.clone()).or_default() += 1;
+            let examples = self.examples.entry(key).or_default();
+            if examples.len() < EXAMPLES {
+                examples.push(record.partition_key.clone());
+            }
+        }
+    }
+}
+
+/// Each record's outcome: its partition path, `rejected <code>`, or `<error type> <code>`.
+fn outcomes(batch: &Batch, sorted: &Sorted) -> Vec<String> {
+    let mut outcomes = vec![String::new(); batch.records.len()];
+    for group in &sorted.groups {
+        for member in &group.members {
+            outcomes[member.record] = group.partition.clone();
+        }
+    }
+    for (record, failure) in &sorted.failures {
+        outcomes[*record] = match failure.error_type {
+            ErrorType::Rejected => format!("rejected {}", failure.code),
+            other => format!("{other} {}", failure.code),
+        };
+    }
+    outcomes
+}
