@@ -130,19 +130,15 @@ impl ActiveTransform {
 
 /// Fetches `version` (verified against its manifest) and checks it is what the pointer named.
 async fn load(follow: &Follow, version: &str, sha256: &str) -> anyhow::Result<WasmTransform> {
-    let (manifest, module) = follow.registry.fetch(&follow.name, Some(version)).await?;
+    let transform = follow
+        .registry
+        .load(&follow.name, Some(version), follow.limits)
+        .await?;
     anyhow::ensure!(
-        manifest.sha256 == sha256,
+        transform.id().sha256 == sha256,
         "{}@{version} has sha256 {}, the active pointer says {sha256}",
         follow.name,
-        manifest.sha256
+        transform.id().sha256
     );
-    let limits = follow.limits;
-    let transform = tokio::task::spawn_blocking(move || {
-        WasmTransform::from_bytes(&manifest.name, &module, limits)
-            .map(|t| t.with_version(manifest.version))
-    })
-    .await
-    .expect("loading a transform does not panic")?;
     Ok(transform)
 }

@@ -121,16 +121,10 @@ pub async fn load_from_registry(
     let registry_handle = crate::registry::Registry::open(registry)
         .await
         .map_err(error)?;
-    let (manifest, module) = registry_handle.fetch(name, version).await.map_err(error)?;
-    let (name, version) = (manifest.name.clone(), manifest.version.clone());
-    tokio::task::spawn_blocking(move || WasmTransform::from_bytes(&name, &module, limits))
+    registry_handle
+        .load(name, version, limits)
         .await
-        .expect("loading a transform does not panic")
-        .map(|transform| transform.with_version(version))
-        .map_err(|source| StartError::LoadTransform {
-            location: format!("{registry}/{spec}"),
-            source,
-        })
+        .map_err(error)
 }
 
 /// Loads the transform a configuration names: from its registry when it has one, else from a

@@ -132,6 +132,22 @@ fn publishes_activates_and_rolls_back_on_a_local_registry() {
         "{corrupted}"
     );
     assert!(!failed.exists());
+
+    // So is a precompiled artifact changed after publishing: it is never deserialized.
+    let v1 = Path::new(&registry).join("retail/v1");
+    let artifact = std::fs::read_dir(&v1)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "cwasm"))
+        .expect("publish precompiles");
+    let mut bytes = std::fs::read(&artifact).unwrap();
+    bytes[100] ^= 0xff;
+    std::fs::write(&artifact, bytes).unwrap();
+    let corrupted = refused(run("retail@v1"));
+    assert!(
+        corrupted.contains(".cwasm does not match its manifest"),
+        "{corrupted}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -13,7 +13,7 @@
 
 mod backend;
 
-use crate::transform::{ABI_VERSION, LoadError, TransformLimits, WasmTransform};
+use crate::transform::{ABI_VERSION, LoadError, TransformLimits, WasmTransform, artifact_key};
 use backend::{Backend, hex};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -116,6 +116,9 @@ pub struct Manifest {
     /// What changed, for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Precompiled artifacts: engine key (see [`artifact_key`]) -> sha256 of the artifact.
+    #[serde(default)]
+    pub artifacts: std::collections::BTreeMap<String, String>,
 }
 
 /// The active pointer of a transform name.
@@ -163,6 +166,13 @@ impl Registry {
                 source,
             }
         })?;
+        // Compiled ahead of time for this host's engine: hosts like it skip the compile.
+        let artifact =
+            WasmTransform::precompile(module).map_err(|source| RegistryError::Invalid {
+                name: name.to_owned(),
+                version: version.to_owned(),
+                source,
+            })?;
         let manifest = Manifest {
             name: name.to_owned(),
             version: version.to_owned(),
@@ -173,11 +183,15 @@ impl Registry {
             memory_bytes: limits.memory_bytes,
             published_at: crate::record::now().to_string(),
             description,
+            artifacts: [(artifact_key(), hex(&Sha256::digest(&artifact)))].into(),
         };
         let json = serde_json::to_vec_pretty(&manifest).expect("a manifest serialises");
         // The manifest goes last: a version without one is not published.
         self.backend
             .create(&module_key(name, version), module)
+            .await?;
+        self.backend
+            .create(&artifact_path(name, version, &artifact_key()), &artifact)
             .await?;
         self.backend
             .create(&manifest_key(name, version), &json)
@@ -284,6 +298,51 @@ impl Registry {
         Ok(active)
     }
 
+    /// Loads `name@version` (the active version when None), verified: from the artifact
+    /// precompiled for this engine when there is one (no compile on the cold-start path), else
+    /// from the module, compiled off the async workers.
+    pub async fn load(
+        &self,
+        name: &str,
+        version: Option<&str>,
+        limits: TransformLimits,
+    ) -> Result<WasmTransform, RegistryError> {
+        let (manifest, module) = self.fetch(name, version).await?;
+        let key = artifact_key();
+        let mut artifact = None;
+        if let Some(expected) = manifest.artifacts.get(&key) {
+            let path = artifact_path(&manifest.name, &manifest.version, &key);
+            if let Some(file) = self.backend.get(&path).await? {
+                let actual = hex(&Sha256::digest(&file.bytes));
+                if actual != *expected {
+                    return Err(RegistryError::Corrupted {
+                        key: path,
+                        expected: expected.clone(),
+                        actual,
+                    });
+                }
+                artifact = Some(file.bytes);
+            }
+        }
+        let (name, version, sha256) = (
+            manifest.name.clone(),
+            manifest.version.clone(),
+            manifest.sha256.clone(),
+        );
+        let loaded = tokio::task::spawn_blocking(move || match artifact {
+            Some(artifact) => WasmTransform::from_precompiled(&name, &sha256, &artifact, limits),
+            None => WasmTransform::from_bytes(&name, &module, limits),
+        })
+        .await
+        .expect("loading a transform does not panic");
+        let invalid = |source| RegistryError::Invalid {
+            name: manifest.name.clone(),
+            version: manifest.version.clone(),
+            source,
+        };
+        Ok(loaded.map_err(invalid)?.with_version(version))
+    }
+
     /// The module of `name@version` (the active version when `version` is None), verified
     /// against its manifest (and the pointer's sha256).
     pub async fn fetch(
@@ -322,6 +381,10 @@ impl Registry {
         }
         Ok((manifest, module.bytes))
     }
+}
+
+fn artifact_path(name: &str, version: &str, key: &str) -> String {
+    format!("{name}/{version}/{key}.cwasm")
 }
 
 fn module_key(name: &str, version: &str) -> String {

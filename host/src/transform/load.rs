@@ -116,6 +116,41 @@ impl WasmTransform {
         let sha256 = hex(&Sha256::digest(bytes));
         let module =
             Module::new(engine(), bytes).map_err(|e| LoadError::NotWasm(format!("{e:#}")))?;
+        Self::from_module(name, sha256, module, limits)
+    }
+
+    /// Loads a module precompiled by [`WasmTransform::precompile`] for this engine, skipping
+    /// compilation: the cold-start path. `sha256` is the original module's.
+    ///
+    /// The caller must have verified `artifact` (against the sha256 recorded when it was
+    /// published): deserializing trusts it to be code this engine produced.
+    pub fn from_precompiled(
+        name: &str,
+        sha256: &str,
+        artifact: &[u8],
+        limits: TransformLimits,
+    ) -> Result<Self, LoadError> {
+        // SAFETY: wasmtime requires the bytes to come from `Engine::precompile_module` of a
+        // compatible engine; the registry verified them against the sha256 it recorded when it
+        // produced them, and wasmtime itself checks the engine compatibility header.
+        let module = unsafe { Module::deserialize(engine(), artifact) }
+            .map_err(|e| LoadError::NotWasm(format!("{e:#}")))?;
+        Self::from_module(name, sha256.to_owned(), module, limits)
+    }
+
+    /// Compiles a module ahead of time for this host's engine (see [`artifact_key`]).
+    pub fn precompile(bytes: &[u8]) -> Result<Vec<u8>, LoadError> {
+        engine()
+            .precompile_module(bytes)
+            .map_err(|e| LoadError::NotWasm(format!("{e:#}")))
+    }
+
+    fn from_module(
+        name: &str,
+        sha256: String,
+        module: Module,
+        limits: TransformLimits,
+    ) -> Result<Self, LoadError> {
         check_abi(&module)?;
         check_imports(&module)?;
         let mut linker = Linker::new(engine());
@@ -214,6 +249,28 @@ fn check_imports(module: &Module) -> Result<(), LoadError> {
         }
     }
     Ok(())
+}
+
+/// Names precompiled artifacts this engine can load: the architecture and a digest of the
+/// engine's compatibility hash (wasmtime version, target, settings), e.g.
+/// `x86_64-3f2a9c0d1b2e4f60`.
+pub fn artifact_key() -> String {
+    struct Digest(Sha256);
+    impl std::hash::Hasher for Digest {
+        fn write(&mut self, bytes: &[u8]) {
+            self.0.update(bytes);
+        }
+        fn finish(&self) -> u64 {
+            0
+        }
+    }
+    let mut digest = Digest(Sha256::new());
+    std::hash::Hash::hash(&engine().precompile_compatibility_hash(), &mut digest);
+    format!(
+        "{}-{}",
+        std::env::consts::ARCH,
+        &hex(&digest.0.finalize())[..16]
+    )
 }
 
 /// Lowercase hex of `bytes`.

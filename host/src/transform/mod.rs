@@ -14,7 +14,7 @@ mod session;
 mod wasi;
 
 pub use limits::TransformLimits;
-pub use load::{ABI_VERSION, LoadError, WasmTransform};
+pub use load::{ABI_VERSION, LoadError, WasmTransform, artifact_key};
 pub use output::Output;
 pub use session::WasmSession;
 
