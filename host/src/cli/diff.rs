@@ -9,10 +9,10 @@ use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
 pub(super) struct DiffArgs {
-    /// The version running now: a module path, or NAME@VERSION with --registry.
+    /// The version running now: NAME@VERSION from --registry, or a module path.
     #[arg(long)]
     from: String,
-    /// The candidate: a module path, or NAME@VERSION with --registry.
+    /// The candidate: NAME@VERSION from --registry, or a module path (not yet published).
     #[arg(long)]
     to: String,
     /// A transform registry (a directory or s3://bucket/prefix).
@@ -25,8 +25,14 @@ pub(super) struct DiffArgs {
 
 pub(super) async fn diff(args: DiffArgs) -> anyhow::Result<ExitCode> {
     let limits = TransformLimits::default();
-    let before = crate::app::transform(args.registry.as_deref(), &args.from, limits).await?;
-    let after = crate::app::transform(args.registry.as_deref(), &args.to, limits).await?;
+    // NAME@VERSION comes from the registry; anything else is a module path (or s3:// key), so a
+    // candidate can be compared before it is published.
+    let load = async |spec: &str| match args.registry.as_deref().filter(|_| spec.contains('@')) {
+        Some(registry) => crate::app::load_from_registry(registry, spec, limits).await,
+        None => crate::app::load_transform(spec, limits).await,
+    };
+    let before = load(&args.from).await?;
+    let after = load(&args.to).await?;
     let config = PipelineConfig::default();
     let mut report = DiffReport::default();
     for input in &args.input {
