@@ -47,11 +47,7 @@ pub(super) async fn replay_command(args: ReplayArgs) -> anyhow::Result<ExitCode>
     let summary = replay(&failed, &handler, &filter, |done, total| {
         if terminal {
             let width = 30;
-            let filled = if total == 0 {
-                width
-            } else {
-                done * width / total
-            };
+            let filled = (done * width).checked_div(total).unwrap_or(width);
             eprint!(
                 "\rreplaying [{}{}] {done}/{total} objects",
                 "#".repeat(filled),
