@@ -121,7 +121,7 @@ impl ActiveTransform {
                     .as_deref()
                     .unwrap_or("?")
                     .to_owned();
-                tracing::error!(name = %follow.name, version = %active.version, running = %running, error = %error, "refusing the active version; the last good one keeps running");
+                tracing::error!(name = %follow.name, version = %active.version, running = %running, error = format!("{error:#}"), "refusing the active version; the last good one keeps running");
                 state.refused = Some(active.sha256);
             }
         }
