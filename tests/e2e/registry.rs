@@ -201,16 +201,17 @@ fn eventually(what: &str, found: impl Fn() -> bool) {
     }
 }
 
-#[test]
-fn a_running_host_follows_the_active_version_and_refuses_a_corrupted_one() {
+/// A host started on `registry` follows the active version, switches without a restart, and
+/// keeps the last good version when the active one is corrupted (by `corrupt`, given a key).
+fn follows_the_active_version(registry: &str, endpoint: Option<&str>, corrupt: impl Fn(&str)) {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
-    let registry = dir.path().join("registry").display().to_string();
+    let registry = registry.to_owned();
     let (lake, failed) = (dir.path().join("lake"), dir.path().join("failed"));
     let at = ["--registry", registry.as_str(), "--name", "retail"];
     let publish = |version: &str, module: &str| {
         ok(weir(
-            None,
+            endpoint,
             &[
                 &["transform", "publish"],
                 &at[..],
@@ -221,7 +222,7 @@ fn a_running_host_follows_the_active_version_and_refuses_a_corrupted_one() {
     };
     let activate = |version: &str| {
         ok(weir(
-            None,
+            endpoint,
             &[&["transform", "activate"], &at[..], &["--version", version]].concat(),
         ))
     };
@@ -230,7 +231,11 @@ fn a_running_host_follows_the_active_version_and_refuses_a_corrupted_one() {
     publish("v2", &layout_module(dir.path(), "v2"));
     publish("v3", &layout_module(dir.path(), "v3"));
 
-    let mut host = Command::new(weir_bin())
+    let mut command = Command::new(weir_bin());
+    if let Some(endpoint) = endpoint {
+        aws_env(&mut command, endpoint);
+    }
+    let mut host = command
         .args([
             "run",
             "--registry",
@@ -272,11 +277,7 @@ fn a_running_host_follows_the_active_version_and_refuses_a_corrupted_one() {
     });
 
     // v3's module changes after publishing: the host must refuse it and keep running v2.
-    let module = Path::new(&registry).join("retail/v3/transform.wasm");
-    let mut bytes = std::fs::read(&module).unwrap();
-    let last = bytes.len() - 1;
-    bytes[last] ^= 0xff;
-    std::fs::write(&module, bytes).unwrap();
+    corrupt("retail/v3/transform.wasm");
     activate("v3");
     std::thread::sleep(std::time::Duration::from_millis(1100));
     writeln!(stdin, "{event}").unwrap();
@@ -294,6 +295,58 @@ fn a_running_host_follows_the_active_version_and_refuses_a_corrupted_one() {
             && stderr.contains("does not match its manifest"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_running_host_follows_the_active_version_on_a_local_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    let registry = dir.path().join("registry");
+    follows_the_active_version(registry.to_str().unwrap(), None, |key| {
+        let path = registry.join(key);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(&path, bytes).unwrap();
+    });
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_host_follows_the_active_version_on_s3() {
+    let endpoint = endpoint();
+    let aws = Aws::connect(&endpoint).await;
+    let bucket = unique("registry");
+    aws.create_bucket(&bucket).await;
+    let registry = format!("s3://{bucket}/transforms");
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        follows_the_active_version(&registry, Some(&endpoint), |key| {
+            // Overwrite the object behind the registry's back, as a bad actor or a bug would.
+            handle.block_on(async {
+                let key = format!("transforms/{key}");
+                let object = aws
+                    .s3
+                    .get_object()
+                    .bucket(&bucket)
+                    .key(&key)
+                    .send()
+                    .await
+                    .unwrap();
+                let mut bytes = object.body.collect().await.unwrap().into_bytes().to_vec();
+                let last = bytes.len() - 1;
+                bytes[last] ^= 0xff;
+                aws.s3
+                    .put_object()
+                    .bucket(&bucket)
+                    .key(&key)
+                    .body(bytes.into())
+                    .send()
+                    .await
+                    .unwrap();
+            });
+        });
+    })
+    .await
+    .unwrap();
 }
 
 #[test]
