@@ -12,126 +12,17 @@
 //! verified against its manifest's sha256 every time it is fetched.
 
 mod backend;
+mod error;
+mod layout;
 
-use crate::transform::{ABI_VERSION, LoadError, TransformLimits, WasmTransform, artifact_key};
+pub use error::RegistryError;
+pub use layout::{Active, Manifest};
+
+use layout::{active_key, artifact_path, check_name, manifest_key, module_key};
+
+use crate::transform::{ABI_VERSION, TransformLimits, WasmTransform, artifact_key};
 use backend::{Backend, hex};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-
-/// Why a registry operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum RegistryError {
-    /// Not a directory or `s3://bucket[/prefix]`.
-    #[error("invalid registry {0:?}: give a directory or s3://bucket[/prefix]")]
-    InvalidUri(String),
-    /// Names and versions are path components: letters, digits, `.`, `_`, `-`.
-    #[error(
-        "invalid {what} {value:?}: use 1 to 64 letters, digits, '.', '_' or '-', not starting with '.'"
-    )]
-    InvalidName {
-        /// `name` or `version`.
-        what: &'static str,
-        /// The value.
-        value: String,
-    },
-    /// A published version is immutable.
-    #[error("{0} already exists: published versions are immutable, publish a new version")]
-    Exists(String),
-    /// Another publisher changed the active pointer in between.
-    #[error("{0} changed while it was being updated: another publisher got there first, try again")]
-    Conflict(String),
-    /// No such transform or version.
-    #[error("{0} is not in the registry")]
-    NotFound(String),
-    /// The module's bytes do not match its manifest.
-    #[error("{key} does not match its manifest: sha256 {actual}, the manifest says {expected}")]
-    Corrupted {
-        /// The module's key.
-        key: String,
-        /// The manifest's sha256.
-        expected: String,
-        /// The fetched bytes' sha256.
-        actual: String,
-    },
-    /// There is no earlier version to roll back to.
-    #[error("{0} has no earlier active version to roll back to")]
-    NoHistory(String),
-    /// The module is not a usable transform.
-    #[error("{name}@{version} is not a usable transform")]
-    Invalid {
-        /// The transform.
-        name: String,
-        /// The version.
-        version: String,
-        /// Why.
-        #[source]
-        source: LoadError,
-    },
-    /// A registry file is not what the registry writes.
-    #[error("{key} is unreadable: {message}")]
-    Malformed {
-        /// The file.
-        key: String,
-        /// The parse error.
-        message: String,
-    },
-    /// A local file system error.
-    #[error("registry file {path}")]
-    Io {
-        /// The file.
-        path: std::path::PathBuf,
-        /// The error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// An S3 error (after the SDK's retries).
-    #[error("registry object {location}: {message}")]
-    S3 {
-        /// The object.
-        location: String,
-        /// The service's answer.
-        message: String,
-    },
-}
-
-/// What is known about one published version.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Manifest {
-    /// The transform's name.
-    pub name: String,
-    /// The version.
-    pub version: String,
-    /// Lowercase hex sha256 of `transform.wasm`.
-    pub sha256: String,
-    /// The guest ABI version the module speaks.
-    pub abi_version: u32,
-    /// Module size in bytes.
-    pub size: usize,
-    /// The per-record CPU budget it was checked with.
-    pub fuel_per_record: u64,
-    /// The memory cap it was checked with, in bytes.
-    pub memory_bytes: usize,
-    /// When it was published, RFC 3339.
-    pub published_at: String,
-    /// What changed, for people.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub description: Option<String>,
-    /// Precompiled artifacts: engine key (see [`artifact_key`]) -> sha256 of the artifact.
-    #[serde(default)]
-    pub artifacts: std::collections::BTreeMap<String, String>,
-}
-
-/// The active pointer of a transform name.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Active {
-    /// The version hosts should run.
-    pub version: String,
-    /// Its sha256, so a host verifies what it fetches against what was activated.
-    pub sha256: String,
-    /// Versions active before, oldest first: what `rollback` returns to.
-    #[serde(default)]
-    pub history: Vec<String>,
-}
 
 /// A registry at a URI.
 #[derive(Debug, Clone)]
@@ -380,38 +271,6 @@ impl Registry {
             }
         }
         Ok((manifest, module.bytes))
-    }
-}
-
-fn artifact_path(name: &str, version: &str, key: &str) -> String {
-    format!("{name}/{version}/{key}.cwasm")
-}
-
-fn module_key(name: &str, version: &str) -> String {
-    format!("{name}/{version}/transform.wasm")
-}
-
-fn manifest_key(name: &str, version: &str) -> String {
-    format!("{name}/{version}/manifest.json")
-}
-
-fn active_key(name: &str) -> String {
-    format!("{name}/active.json")
-}
-
-fn check_name(what: &'static str, value: &str) -> Result<(), RegistryError> {
-    let ok = (1..=64).contains(&value.len())
-        && !value.starts_with('.')
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(RegistryError::InvalidName {
-            what,
-            value: value.to_owned(),
-        })
     }
 }
 
