@@ -34,25 +34,42 @@ fn refused(output: Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// `weir transform VERB --registry REGISTRY --name retail ARGS...`.
+fn transform(endpoint: Option<&str>, registry: &str, verb: &str, args: &[&str]) -> Output {
+    weir(
+        endpoint,
+        &[
+            &[
+                "transform",
+                verb,
+                "--registry",
+                registry,
+                "--name",
+                "retail",
+            ],
+            args,
+        ]
+        .concat(),
+    )
+}
+
 /// Publishes, activates, rolls back and refuses what it must, on the registry at `registry`.
 fn exercise(endpoint: Option<&str>, registry: &str) {
     let wasm = retail_wasm().display().to_string();
     let cases = data_dir().display().to_string();
-    let at = ["--registry", registry, "--name", "retail"];
     let publish = |version: &str, extra: &[&str]| {
-        let mut args = vec!["transform", "publish"];
-        args.extend(at);
-        args.extend(["--version", version]);
-        args.extend(extra);
-        args.push(&wasm);
-        weir(endpoint, &args)
+        transform(
+            endpoint,
+            registry,
+            "publish",
+            &[&["--version", version], extra, &[wasm.as_str()]].concat(),
+        )
     };
     assert!(ok(publish("v1", &["--cases", &cases, "--activate"])).contains("activated retail@v1"));
     let again = refused(publish("v1", &[]));
     assert!(again.contains("immutable"), "{again}");
     ok(publish("v2", &["--description", "same code, new version"]));
-    let list = |args: &[&str]| ok(weir(endpoint, &[&["transform", "list"], args].concat()));
-    let listing = list(&at);
+    let listing = ok(transform(endpoint, registry, "list", &[]));
     assert!(
         listing.contains("v1")
             && listing.contains("v2")
@@ -61,23 +78,21 @@ fn exercise(endpoint: Option<&str>, registry: &str) {
                 .any(|l| l.starts_with("v1") && l.ends_with("(active)")),
         "{listing}"
     );
-    ok(weir(
+    ok(transform(
         endpoint,
-        &[&["transform", "activate"], &at[..], &["--version", "v2"]].concat(),
+        registry,
+        "activate",
+        &["--version", "v2"],
     ));
-    let rolled = ok(weir(
-        endpoint,
-        &[&["transform", "rollback"], &at[..]].concat(),
-    ));
+    let rolled = ok(transform(endpoint, registry, "rollback", &[]));
     assert!(rolled.contains("rolled back retail to v1"), "{rolled}");
-    let none = refused(weir(
-        endpoint,
-        &[&["transform", "rollback"], &at[..]].concat(),
-    ));
+    let none = refused(transform(endpoint, registry, "rollback", &[]));
     assert!(none.contains("no earlier active version"), "{none}");
-    let shown: serde_json::Value = serde_json::from_str(&ok(weir(
+    let shown: serde_json::Value = serde_json::from_str(&ok(transform(
         endpoint,
-        &[&["transform", "show"], &at[..], &["--version", "v2"]].concat(),
+        registry,
+        "show",
+        &["--version", "v2"],
     )))
     .unwrap();
     assert_eq!(shown["manifest"]["description"], "same code, new version");
@@ -208,22 +223,20 @@ fn follows_the_active_version(registry: &str, endpoint: Option<&str>, corrupt: i
     let dir = tempfile::tempdir().unwrap();
     let registry = registry.to_owned();
     let (lake, failed) = (dir.path().join("lake"), dir.path().join("failed"));
-    let at = ["--registry", registry.as_str(), "--name", "retail"];
     let publish = |version: &str, module: &str| {
-        ok(weir(
+        ok(transform(
             endpoint,
-            &[
-                &["transform", "publish"],
-                &at[..],
-                &["--version", version, module],
-            ]
-            .concat(),
+            &registry,
+            "publish",
+            &["--version", version, module],
         ))
     };
     let activate = |version: &str| {
-        ok(weir(
+        ok(transform(
             endpoint,
-            &[&["transform", "activate"], &at[..], &["--version", version]].concat(),
+            &registry,
+            "activate",
+            &["--version", version],
         ))
     };
     publish("v1", &retail_wasm().display().to_string());
@@ -354,21 +367,17 @@ fn replay_after_fixing_the_transform_recovers_the_failed_records() {
     let dir = tempfile::tempdir().unwrap();
     let registry = dir.path().join("registry").display().to_string();
     let (lake, failed) = (dir.path().join("lake"), dir.path().join("failed"));
-    let at = ["--registry", registry.as_str(), "--name", "retail"];
     // v1 is broken: it rejects everything.
     let broken = dir.path().join("broken.wasm");
     let body =
         "(call $reject (i32.const 32) (i32.const 4) (i32.const 32) (i32.const 4)) i32.const 1";
     std::fs::write(&broken, weir_tests::wasm(&weir_tests::guest_wat(body, ""))).unwrap();
     let publish = |version: &str, module: &str| {
-        ok(weir(
+        ok(transform(
             None,
-            &[
-                &["transform", "publish"],
-                &at[..],
-                &["--version", version, "--activate", module],
-            ]
-            .concat(),
+            &registry,
+            "publish",
+            &["--version", version, "--activate", module],
         ))
     };
     publish("v1", broken.to_str().unwrap());
@@ -452,16 +461,12 @@ fn replay_after_fixing_the_transform_recovers_the_failed_records() {
 fn diff_shows_what_a_new_version_would_change() {
     let dir = tempfile::tempdir().unwrap();
     let registry = dir.path().join("registry").display().to_string();
-    let at = ["--registry", registry.as_str(), "--name", "retail"];
     let publish = |version: &str, module: &str| {
-        ok(weir(
+        ok(transform(
             None,
-            &[
-                &["transform", "publish"],
-                &at[..],
-                &["--version", version, module],
-            ]
-            .concat(),
+            &registry,
+            "publish",
+            &["--version", version, module],
         ))
     };
     publish("v1", &retail_wasm().display().to_string());
