@@ -2,9 +2,9 @@
 //! Rust, and each stage on its own, on 10,000 generated ~1 KB retail events. Ratios come from
 //! one run on one machine, so they compare like with like.
 //!
-//! Run with `taskset -c 1 cargo bench -p weir-host` (one core: the figures are per core) after
-//! building the retail transform for wasm32-wasip1
-//! (`scripts/test` or `scripts/demo` do). Single-threaded throughout: figures are per core.
+//! Run with `taskset -c 1 cargo bench -p weir-host` (one core, so the figures are per core)
+//! after building the retail transform for wasm32-wasip1 (`scripts/test` or `scripts/demo` do);
+//! `cargo bench -p weir-host -- lambda` runs only the Lambda handler part.
 
 use std::hint::black_box;
 use std::path::Path;

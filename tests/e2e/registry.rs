@@ -267,6 +267,7 @@ fn follows_the_active_version(registry: &str, endpoint: Option<&str>, corrupt: i
         .arg("--failed")
         .arg(&failed)
         .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
