@@ -2,11 +2,13 @@
 //! new version would change before it is activated.
 
 use crate::failure::ErrorType;
-use crate::pipeline::PipelineConfig;
+use crate::handler::BatchSink;
+use crate::pipeline::{BatchReport, PipelineConfig};
 use crate::record::Batch;
 use crate::sort::{Sorted, transform_batch};
 use crate::transform::WasmTransform;
 use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 /// How many examples of each change a report keeps.
 const EXAMPLES: usize = 3;
@@ -50,6 +52,68 @@ impl DiffReport {
             if examples.len() < EXAMPLES {
                 examples.push(record.partition_key.clone());
             }
+        }
+    }
+
+    /// Adds another report's counts and examples.
+    pub fn merge(&mut self, other: DiffReport) {
+        self.records += other.records;
+        self.changed += other.changed;
+        for (key, count) in other.moves {
+            *self.moves.entry(key).or_default() += count;
+        }
+        for (key, found) in other.examples {
+            let examples = self.examples.entry(key).or_default();
+            let room = EXAMPLES.saturating_sub(examples.len());
+            examples.extend(found.into_iter().take(room));
+        }
+    }
+}
+
+/// A [`BatchSink`] that compares two versions on every batch and stores nothing, so any source
+/// (files, a Kinesis stream, a failed location) can feed a shadow run.
+#[derive(Debug, Clone)]
+pub struct ShadowRun {
+    before: Arc<WasmTransform>,
+    after: Arc<WasmTransform>,
+    config: PipelineConfig,
+    report: Arc<Mutex<DiffReport>>,
+}
+
+impl ShadowRun {
+    /// A shadow run of `before` against `after`.
+    pub fn new(before: WasmTransform, after: WasmTransform, config: PipelineConfig) -> Self {
+        Self {
+            before: Arc::new(before),
+            after: Arc::new(after),
+            config,
+            report: Arc::default(),
+        }
+    }
+
+    /// What changed so far.
+    pub fn report(&self) -> DiffReport {
+        self.report.lock().expect("never poisoned").clone()
+    }
+}
+
+impl BatchSink for ShadowRun {
+    async fn handle_batch(&self, batch: Batch) -> BatchReport {
+        let run = self.clone();
+        let records = batch.records.len();
+        // Transforming is CPU work: off the async workers, like the pipeline's.
+        let diff = tokio::task::spawn_blocking(move || {
+            let mut diff = DiffReport::default();
+            diff.add(&batch, &run.before, &run.after, &run.config);
+            diff
+        })
+        .await
+        .expect("shadow runs do not panic");
+        self.report.lock().expect("never poisoned").merge(diff);
+        // Nothing is stored, and nothing needs retrying.
+        BatchReport {
+            records,
+            ..BatchReport::default()
         }
     }
 }

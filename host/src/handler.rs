@@ -11,6 +11,18 @@ use crate::sequence::InvalidSequenceNumber;
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use std::sync::Arc;
 
+/// Where sources hand their batches: the [`Handler`], or a shadow run that stores nothing.
+pub trait BatchSink: Clone + Send + Sync + 'static {
+    /// Processes one source's batch; the report's `unstored` is where to resume from.
+    fn handle_batch(&self, batch: Batch) -> impl Future<Output = BatchReport> + Send;
+}
+
+impl BatchSink for Handler {
+    fn handle_batch(&self, batch: Batch) -> impl Future<Output = BatchReport> + Send {
+        Handler::handle_batch(self, batch)
+    }
+}
+
 /// Runs batches through the pipeline with the active transform.
 #[derive(Debug, Clone)]
 pub struct Handler {

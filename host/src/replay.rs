@@ -87,7 +87,7 @@ pub async fn replay(
             progress(done + 1, keys.len());
             continue;
         }
-        for batch in batches(key, &failed.get(key).await?)? {
+        for batch in original_batches(key, &failed.get(key).await?)? {
             summary.records += batch.records.len();
             let report = handler.handle_batch(batch).await;
             summary.stored += report.stored;
@@ -123,8 +123,9 @@ impl ReplayFilter {
     }
 }
 
-/// The original records of one failed object, as one batch per source, in sequence order.
-fn batches(key: &str, object: &[u8]) -> Result<Vec<Batch>, ReplayError> {
+/// The original records of one failed object (its `key` names it in errors), as one batch per
+/// source, in sequence order.
+pub fn original_batches(key: &str, object: &[u8]) -> Result<Vec<Batch>, ReplayError> {
     let malformed = |message: String| ReplayError::Malformed {
         key: key.to_owned(),
         message,

@@ -148,16 +148,49 @@ fn publishes_activates_and_rolls_back_on_a_local_registry() {
     );
     assert!(!failed.exists());
 
-    // So is a precompiled artifact changed after publishing: it is never deserialized.
+    // Publishing precompiled the module for both Lambda architectures.
     let v1 = Path::new(&registry).join("retail/v1");
-    let artifact = std::fs::read_dir(&v1)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|e| e == "cwasm"))
-        .expect("publish precompiles");
-    let mut bytes = std::fs::read(&artifact).unwrap();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(v1.join("manifest.json")).unwrap()).unwrap();
+    let keys: Vec<&String> = manifest["artifacts"].as_object().unwrap().keys().collect();
+    for arch in ["x86_64-", "aarch64-"] {
+        let key = keys.iter().find(|k| k.starts_with(arch)).expect(arch);
+        assert!(v1.join(format!("{key}.cwasm")).is_file(), "{key}");
+    }
+    let own = v1.join(format!(
+        "{}.cwasm",
+        keys.iter()
+            .find(|k| k.starts_with(std::env::consts::ARCH))
+            .unwrap()
+    ));
+
+    // Without an artifact for this host, the module is compiled once, then taken from the
+    // local compile cache.
+    let saved = std::fs::read(&own).unwrap();
+    std::fs::remove_file(&own).unwrap();
+    let cache = dir.path().join("cache");
+    let cached_run = || {
+        let mut command = Command::new(weir_bin());
+        command
+            .env("WEIR_CACHE_DIR", &cache)
+            .args(["run", "--registry", &registry, "--transform", "retail@v1"])
+            .args(["--input", &data_dir().join("valid").display().to_string()])
+            .args(["--lake", "discard:", "--failed", "discard:"]);
+        ok(command.output().unwrap())
+    };
+    cached_run();
+    let entries: Vec<_> = std::fs::read_dir(&cache).unwrap().collect();
+    assert_eq!(entries.len(), 1, "one compiled module cached");
+    let entry = entries[0].as_ref().unwrap().file_name();
+    let sha256 = manifest["sha256"].as_str().unwrap();
+    assert!(entry.to_string_lossy().starts_with(sha256), "{entry:?}");
+    cached_run();
+    std::fs::write(&own, saved).unwrap();
+
+    // A precompiled artifact changed after publishing is never deserialized.
+    let mut bytes = std::fs::read(&own).unwrap();
     bytes[100] ^= 0xff;
-    std::fs::write(&artifact, bytes).unwrap();
+    std::fs::write(&own, bytes).unwrap();
     let corrupted = refused(run("retail@v1"));
     assert!(
         corrupted.contains(".cwasm does not match its manifest"),
@@ -414,6 +447,34 @@ fn replay_after_fixing_the_transform_recovers_the_failed_records() {
     assert!(weir_tests::read_objects(&lake).is_empty());
 
     publish("v2", &retail_wasm().display().to_string());
+
+    // A shadow run over the failed location shows what replaying would change.
+    let diff = ok(weir(
+        None,
+        &[
+            "diff",
+            "--registry",
+            &registry,
+            "--from",
+            "retail@v1",
+            "--to",
+            "retail@v2",
+            "--input",
+            failed.to_str().unwrap(),
+        ],
+    ));
+    let total = before.len();
+    assert!(diff.starts_with(&format!("{total} records, ")), "{diff}");
+    let recovered = diff
+        .lines()
+        .filter(|l| l.contains("rejected boom  ->  section="));
+    assert_eq!(recovered.count(), 3, "the seed events would land: {diff}");
+    assert_eq!(
+        read_envelopes(&failed).len(),
+        total,
+        "a diff writes nothing"
+    );
+
     let replay = |extra: &[&str]| {
         ok(weir(
             None,
@@ -529,4 +590,47 @@ fn diff_shows_what_a_new_version_would_change() {
         2,
         "only the registry and the module"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn diff_reads_a_kinesis_stream_like_the_same_files() {
+    let endpoint = endpoint();
+    let aws = Aws::connect(&endpoint).await;
+    let stream = unique("weir-diff");
+    aws.create_stream(&stream, 2).await;
+    weir_tests::aws::send_test_data(&endpoint, &stream, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let (from, to) = (
+        retail_wasm().display().to_string(),
+        layout_module(dir.path(), "v2"),
+    );
+    let diff = |inputs: &[String]| {
+        let inputs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        let args = [
+            &["diff", "--from", &from, "--to", &to, "--input"],
+            &inputs[..],
+        ]
+        .concat();
+        ok(weir(Some(&endpoint), &args))
+    };
+    let from_stream = diff(&[format!("kinesis://{stream}")]);
+    let from_files = diff(&weir_tests::aws::data_inputs());
+    // The stream's records move exactly as the files they were sent from. Events without a
+    // time fall back to their arrival (file modification vs Kinesis arrival): compare moves
+    // up to the date.
+    let summary = |report: &str| {
+        let counts = report.split(" (").next().unwrap().to_owned();
+        let mut moves: Vec<String> = report
+            .lines()
+            .filter(|l| l.contains("  ->  ") && !l.contains("e.g."))
+            .map(|l| match l.split_once("/dt=") {
+                Some((partition, _)) => partition.to_owned(),
+                None => l.to_owned(),
+            })
+            .collect();
+        moves.sort();
+        (counts, moves)
+    };
+    assert_eq!(summary(&from_stream), summary(&from_files));
+    assert!(from_stream.contains("->  layout=v2"), "{from_stream}");
 }

@@ -1,11 +1,16 @@
 //! `weir diff`: a shadow run of two transform versions over the same events.
 
-use crate::diff::DiffReport;
+use crate::diff::ShadowRun;
+use crate::handler::BatchSink;
 use crate::pipeline::PipelineConfig;
-use crate::source::{BatchLimits, FileSource};
+use crate::replay::original_batches;
+use crate::source::{BatchLimits, FileSource, Input, PollOptions, StartAt, poll_stream};
+use crate::storage::Store;
 use crate::transform::TransformLimits;
-use std::path::PathBuf;
+use anyhow::Context;
+use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Debug, clap::Args)]
 pub(super) struct DiffArgs {
@@ -18,9 +23,11 @@ pub(super) struct DiffArgs {
     /// A transform registry (a directory or s3://bucket/prefix).
     #[arg(long)]
     registry: Option<String>,
-    /// Events: files or directories, read as `weir run` reads them.
+    /// Events: files or directories (read as `weir run` reads them), kinesis://STREAM (read
+    /// from its oldest record to its tip), or a failed location (s3://bucket/prefix, or a
+    /// directory of `error_type=` folders) whose records are compared by their original bytes.
     #[arg(long, required = true, num_args = 1..)]
-    input: Vec<PathBuf>,
+    input: Vec<String>,
 }
 
 pub(super) async fn diff(args: DiffArgs) -> anyhow::Result<ExitCode> {
@@ -31,16 +38,17 @@ pub(super) async fn diff(args: DiffArgs) -> anyhow::Result<ExitCode> {
         Some(registry) => crate::app::load_from_registry(registry, spec, limits).await,
         None => crate::app::load_transform(spec, limits).await,
     };
-    let before = load(&args.from).await?;
-    let after = load(&args.to).await?;
-    let config = PipelineConfig::default();
-    let mut report = DiffReport::default();
+    let shadow = ShadowRun::new(
+        load(&args.from).await?,
+        load(&args.to).await?,
+        PipelineConfig::default(),
+    );
     for input in &args.input {
-        let mut source = FileSource::open(input)?;
-        while let Some(batch) = source.next_batch(&BatchLimits::default())? {
-            report.add(&batch, &before, &after, &config);
-        }
+        read(input, &shadow)
+            .await
+            .with_context(|| format!("cannot read {input}"))?;
     }
+    let report = shadow.report();
     println!(
         "{} records, {} change outcome ({} -> {})",
         report.records, report.changed, args.from, args.to
@@ -52,4 +60,49 @@ pub(super) async fn diff(args: DiffArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Feeds every batch of one `--input` to the shadow run.
+async fn read(input: &str, shadow: &ShadowRun) -> anyhow::Result<()> {
+    if is_failed_location(input) {
+        let failed = Store::open(input).await?;
+        for key in failed.list("error_type=").await? {
+            for batch in original_batches(&key, &failed.get(&key).await?)? {
+                shadow.handle_batch(batch).await;
+            }
+        }
+        return Ok(());
+    }
+    match input.parse::<Input>()? {
+        Input::Path(path) => {
+            let mut source = FileSource::open(&path)?;
+            while let Some(batch) = source.next_batch(&BatchLimits::default())? {
+                shadow.handle_batch(batch).await;
+            }
+        }
+        Input::Kinesis(stream) => {
+            let options = PollOptions {
+                start_at: StartAt::TrimHorizon,
+                stop_when_idle: true,
+                limits: BatchLimits::default(),
+                idle_poll: Duration::from_millis(500),
+                max_store_attempts: 1,
+            };
+            let client = crate::aws::kinesis_client().await;
+            poll_stream(&client, &stream, shadow, options, |_, _| {}).await?;
+        }
+        Input::Stdin => anyhow::bail!("a shadow run reads files, streams or failed locations"),
+    }
+    Ok(())
+}
+
+/// Weir reads events from S3 only as failed records, and a local failed location is a
+/// directory of `error_type=` folders.
+fn is_failed_location(input: &str) -> bool {
+    input.starts_with("s3://")
+        || std::fs::read_dir(Path::new(input)).is_ok_and(|mut entries| {
+            entries.any(|e| {
+                e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("error_type="))
+            })
+        })
 }

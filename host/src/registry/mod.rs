@@ -20,7 +20,9 @@ pub use layout::{Active, Manifest};
 
 use layout::{active_key, artifact_path, check_name, manifest_key, module_key};
 
-use crate::transform::{ABI_VERSION, TransformLimits, WasmTransform, artifact_key};
+use crate::transform::{
+    ABI_VERSION, TransformLimits, WasmTransform, artifact_key, precompile, publish_targets,
+};
 use backend::{Backend, hex};
 use sha2::{Digest, Sha256};
 
@@ -57,9 +59,12 @@ impl Registry {
                 source,
             }
         })?;
-        // Compiled ahead of time for this host's engine: hosts like it skip the compile.
-        let artifact =
-            WasmTransform::precompile(module).map_err(|source| RegistryError::Invalid {
+        // Compiled ahead of time for every target hosts run on: they skip the compile.
+        let artifacts = publish_targets()
+            .iter()
+            .map(|target| precompile(module, target))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|source| RegistryError::Invalid {
                 name: name.to_owned(),
                 version: version.to_owned(),
                 source,
@@ -74,16 +79,20 @@ impl Registry {
             memory_bytes: limits.memory_bytes,
             published_at: crate::record::now().to_string(),
             description,
-            artifacts: [(artifact_key(), hex(&Sha256::digest(&artifact)))].into(),
+            artifacts: artifacts
+                .iter()
+                .map(|a| (a.key.clone(), hex(&Sha256::digest(&a.bytes))))
+                .collect(),
         };
         let json = serde_json::to_vec_pretty(&manifest).expect("a manifest serialises");
         // The manifest goes last: a version without one is not published.
         self.backend
             .create(&module_key(name, version), module)
             .await?;
-        self.backend
-            .create(&artifact_path(name, version, &artifact_key()), &artifact)
-            .await?;
+        for artifact in &artifacts {
+            let path = artifact_path(name, version, &artifact.key);
+            self.backend.create(&path, &artifact.bytes).await?;
+        }
         self.backend
             .create(&manifest_key(name, version), &json)
             .await?;

@@ -2,13 +2,13 @@
 //! event source mapping.
 //!
 //! Each shard is read in order (ListShards, GetShardIterator, GetRecords), cut into the batches
-//! Lambda would build, and handed to the shared [`Handler`]. Its report is the checkpoint: when
+//! Lambda would build, and handed to the shared [`Handler`](crate::handler::Handler) (or a shadow run's sink). Its report is the checkpoint: when
 //! records could not be stored, the shard resumes from the lowest one after a backoff, exactly
 //! as Lambda retries from a reported item failure. After a reshard, a child shard starts once
 //! all its parents are read to their end, so per-key order holds across the split or merge.
 
 use super::{BatchLimits, take_batch};
-use crate::handler::Handler;
+use crate::handler::BatchSink;
 use crate::kinesis::push_records;
 use crate::pipeline::BatchReport;
 use crate::record::{Batch, Timestamp};
@@ -77,7 +77,7 @@ pub enum PollError {
 pub async fn poll_stream(
     client: &aws_sdk_kinesis::Client,
     stream: &str,
-    handler: &Handler,
+    handler: &impl BatchSink,
     options: PollOptions,
     on_batch: impl Fn(&str, &BatchReport) + Clone + Send + 'static,
 ) -> Result<(), PollError> {
@@ -177,7 +177,7 @@ async fn poll_shard(
     client: &aws_sdk_kinesis::Client,
     stream: &str,
     shard: &str,
-    handler: &Handler,
+    handler: &impl BatchSink,
     start: IteratorAt,
     options: PollOptions,
     on_batch: impl Fn(&str, &BatchReport),

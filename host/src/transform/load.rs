@@ -3,7 +3,7 @@
 use super::engine::engine;
 use super::guest::GuestState;
 use super::limits::TransformLimits;
-use super::{TransformId, imports, wasi};
+use super::{TransformId, artifact, imports, wasi};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use wasmtime::{ExternType, FuncType, InstancePre, Linker, Module, ValType};
@@ -98,7 +98,8 @@ impl WasmTransform {
         Self::from_bytes(&name, &bytes, limits)
     }
 
-    /// Compiles and checks a module; a trial instance proves it initialises within the limits.
+    /// Compiles (or takes from the local compile cache, see [`precompile`](super::precompile))
+    /// and checks a module; a trial instance proves it initialises within the limits.
     pub fn from_bytes(
         name: &str,
         bytes: &[u8],
@@ -114,12 +115,12 @@ impl WasmTransform {
             return Err(LoadError::NotWasm("missing the `\\0asm` header".into()));
         }
         let sha256 = hex(&Sha256::digest(bytes));
-        let module =
-            Module::new(engine(), bytes).map_err(|e| LoadError::NotWasm(format!("{e:#}")))?;
+        let module = artifact::compile_cached(bytes, &sha256)
+            .map_err(|e| LoadError::NotWasm(format!("{e:#}")))?;
         Self::from_module(name, sha256, module, limits)
     }
 
-    /// Loads a module precompiled by [`WasmTransform::precompile`] for this engine, skipping
+    /// Loads a module precompiled by [`precompile`](super::precompile) for this host's target, skipping
     /// compilation: the cold-start path. `sha256` is the original module's.
     ///
     /// The caller must have verified `artifact` (against the sha256 recorded when it was
@@ -136,13 +137,6 @@ impl WasmTransform {
         let module = unsafe { Module::deserialize(engine(), artifact) }
             .map_err(|e| LoadError::NotWasm(format!("{e:#}")))?;
         Self::from_module(name, sha256.to_owned(), module, limits)
-    }
-
-    /// Compiles a module ahead of time for this host's engine (see [`artifact_key`]).
-    pub fn precompile(bytes: &[u8]) -> Result<Vec<u8>, LoadError> {
-        engine()
-            .precompile_module(bytes)
-            .map_err(|e| LoadError::NotWasm(format!("{e:#}")))
     }
 
     fn from_module(
@@ -251,29 +245,7 @@ fn check_imports(module: &Module) -> Result<(), LoadError> {
     Ok(())
 }
 
-/// Names precompiled artifacts this engine can load: the architecture and a digest of the
-/// engine's compatibility hash (wasmtime version, target, settings), e.g.
-/// `x86_64-3f2a9c0d1b2e4f60`.
-pub fn artifact_key() -> String {
-    struct Digest(Sha256);
-    impl std::hash::Hasher for Digest {
-        fn write(&mut self, bytes: &[u8]) {
-            self.0.update(bytes);
-        }
-        fn finish(&self) -> u64 {
-            0
-        }
-    }
-    let mut digest = Digest(Sha256::new());
-    std::hash::Hash::hash(&engine().precompile_compatibility_hash(), &mut digest);
-    format!(
-        "{}-{}",
-        std::env::consts::ARCH,
-        &hex(&digest.0.finalize())[..16]
-    )
-}
-
 /// Lowercase hex of `bytes`.
-fn hex(bytes: &[u8]) -> String {
+pub(super) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

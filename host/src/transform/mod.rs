@@ -4,6 +4,7 @@
 //! Guest code has no filesystem, network, environment or real clock, a per-record fuel budget
 //! and deadline, a memory cap and an output cap; see `guest-sdk/ABI.md` for the contract.
 
+mod artifact;
 mod engine;
 mod guest;
 mod imports;
@@ -13,8 +14,10 @@ mod output;
 mod session;
 mod wasi;
 
+pub use artifact::{Artifact, artifact_key, precompile, publish_targets};
+pub use engine::{LAMBDA_TARGETS, host_target};
 pub use limits::TransformLimits;
-pub use load::{ABI_VERSION, LoadError, WasmTransform, artifact_key};
+pub use load::{ABI_VERSION, LoadError, WasmTransform};
 pub use output::Output;
 pub use session::WasmSession;
 
