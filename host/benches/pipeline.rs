@@ -2,13 +2,14 @@
 //! Rust, and each stage on its own, on 10,000 generated ~1 KB retail events. Ratios come from
 //! one run on one machine, so they compare like with like.
 //!
-//! Run with `taskset -c 1 cargo bench -p weir-host` (one core, so the figures are per core)
+//! Times are CPU time (all threads), medians of 9 runs. Run with `taskset -c 1 cargo bench -p
+//! weir-host` (one core, so the figures are per core)
 //! after building the retail transform for wasm32-wasip1 (`scripts/test` or `scripts/demo` do);
 //! `cargo bench -p weir-host -- lambda` runs only the Lambda handler part.
 
 use std::hint::black_box;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use weir::failure::Failure;
 use weir::pipeline::{PipelineConfig, encode_batch};
 use weir::record::{Batch, Record, Timestamp};
@@ -86,6 +87,27 @@ fn main() {
         })
     };
     let (encode_1, encode_6) = (encode_at(1), encode_at(6));
+    // The same NDJSON objects, compressed with zstd instead.
+    let zstd_at = |level| {
+        let mut zstd = weir::encode::Zstd::new(level);
+        let mut ndjson = Vec::new();
+        let mut compressed = 0;
+        let time = measure(|| {
+            compressed = 0;
+            for (batch, sorted) in batches.iter().zip(&sorted) {
+                for group in &sorted.groups {
+                    ndjson.clear();
+                    for member in &group.members {
+                        weir::encode::push_line(&mut ndjson, &batch.records[member.record].data);
+                    }
+                    compressed += zstd.compress(&ndjson).len();
+                }
+            }
+            compressed
+        });
+        (time, compressed)
+    };
+    let ((zstd_1, zstd_1_size), (zstd_3, zstd_3_size)) = (zstd_at(1), zstd_at(3));
     let pipeline_wasm = measure_pipeline(&batches, &config, &id, || wasm.session());
     let pipeline_native = measure_pipeline(&batches, &config, &id, Native::default);
 
@@ -104,6 +126,8 @@ fn main() {
     row("group (paths + grouping)", group);
     row("encode + gzip level 1", encode_1);
     row("encode + gzip level 6", encode_6);
+    row("encode + zstd level 1", zstd_1);
+    row("encode + zstd level 3", zstd_3);
     row("pipeline, wasm", pipeline_wasm);
     row("pipeline, native", pipeline_native);
     println!();
@@ -128,11 +152,69 @@ fn main() {
             .sum::<usize>()
     };
     println!(
-        "compression ratio:        level 1 {:.1}, level 6 {:.1}",
-        bytes as f64 / size(1) as f64,
-        bytes as f64 / size(6) as f64
+        "gzip level 1 / zstd 1:    {:.2}x",
+        encode_1.as_secs_f64() / zstd_1.as_secs_f64()
     );
+    println!(
+        "compression ratio:        gzip 1 {:.1}, gzip 6 {:.1}, zstd 1 {:.1}, zstd 3 {:.1}",
+        bytes as f64 / size(1) as f64,
+        bytes as f64 / size(6) as f64,
+        bytes as f64 / zstd_1_size as f64,
+        bytes as f64 / zstd_3_size as f64
+    );
+    instances_and_loads(&wasm, &module, &batches[0].records[0]);
     lambda_handler(&module, &ndjson);
+}
+
+/// What a batch pays to start (a fresh instance) and a host pays to load a module: compiling
+/// it, taking it from the local compile cache, or deserializing a precompiled artifact.
+fn instances_and_loads(wasm: &WasmTransform, module: &[u8], record: &Record) {
+    let warm = {
+        let mut session = wasm.session();
+        measure(|| (0..100).filter(|_| session.apply(record).is_ok()).count()) / 100
+    };
+    let fresh = measure(|| {
+        (0..100)
+            .filter(|_| wasm.session().apply(record).is_ok())
+            .count()
+    }) / 100;
+    let limits = TransformLimits::default();
+    let cache = std::env::temp_dir().join(format!("weir-bench-cache-{}", std::process::id()));
+    let load_with_cache = |dir: &Path| {
+        // SAFETY: the benchmark is single-threaded here; nothing reads the environment at once.
+        unsafe { std::env::set_var("WEIR_CACHE_DIR", dir) };
+        measure(|| {
+            let loaded = WasmTransform::from_bytes("retail", module, limits).expect("loads");
+            loaded.id().sha256.len()
+        })
+    };
+    let compile = load_with_cache(Path::new(""));
+    let cached = load_with_cache(&cache);
+    let _ = std::fs::remove_dir_all(&cache);
+    let artifact =
+        weir::transform::precompile(module, &weir::transform::host_target()).expect("precompiles");
+    let sha256 = wasm.id().sha256.clone();
+    let precompiled = measure(|| {
+        let loaded = WasmTransform::from_precompiled("retail", &sha256, &artifact.bytes, limits)
+            .expect("loads");
+        loaded.id().sha256.len()
+    });
+    let us = |d: Duration| d.as_secs_f64() * 1e6;
+    println!();
+    println!("Starting up ({} KB module):", module.len() / 1024);
+    println!(
+        "  instance per batch         {:>8.1} us (first record {:.1} us, warm record {:.1} us)",
+        us(fresh.saturating_sub(warm)),
+        us(fresh),
+        us(warm)
+    );
+    println!("  load, compiling            {:>8.1} ms", us(compile) / 1e3);
+    println!("  load, compile cache        {:>8.1} ms", us(cached) / 1e3);
+    println!(
+        "  load, precompiled artifact {:>8.1} ms ({:.0}x faster than compiling)",
+        us(precompiled) / 1e3,
+        compile.as_secs_f64() / precompiled.as_secs_f64()
+    );
 }
 
 /// The Lambda handler on a payload-limit KinesisEvent (6 MB of JSON, base64 records): event
@@ -212,18 +294,31 @@ fn lambda_handler(module: &[u8], ndjson: &[u8]) {
     );
 }
 
-/// Median of several timed runs, after a warm-up.
+/// Median of several runs' CPU time, after a warm-up.
 fn measure(mut run: impl FnMut() -> usize) -> Duration {
     black_box(run());
     let mut times: Vec<Duration> = (0..9)
         .map(|_| {
-            let start = Instant::now();
+            let start = cpu_time();
             black_box(run());
-            start.elapsed()
+            cpu_time() - start
         })
         .collect();
     times.sort();
     times[times.len() / 2]
+}
+
+/// CPU time of the whole process (every thread: the pipeline's blocking tasks too). Unlike
+/// wall-clock time it does not count the moments a busy machine gives the core to others.
+fn cpu_time() -> Duration {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec through a valid pointer.
+    let status = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut now) };
+    assert_eq!(status, 0, "the process CPU clock is readable");
+    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
 }
 
 /// Transform time alone, one session per batch as the pipeline uses them.
