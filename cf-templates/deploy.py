@@ -3,9 +3,13 @@ update it and wait; "no changes" is a success; parameters not given keep their p
 (CreateStack/UpdateStack rather than change sets, which the local stand-in only half applies.)
 
 Run through scripts/deploy, which provides boto3 from the repository's .venv. The Lambda zip
-and the transform go to the stack's registry bucket under content-addressed keys
-(`lambda/<sha256>/bootstrap.zip`, `transforms/<name>/<sha256>/<name>.wasm`), so a deploy never
-overwrites an artifact another deploy points to. A new stack is deployed in two phases: first
+goes to the stack's registry bucket under a content-addressed key (`lambda/<sha256>/bootstrap.zip`),
+so a deploy never overwrites an artifact another deploy points to. The transform is published to
+the transform registry in that bucket (`s3://<bucket>/transforms`) by `weir transform publish`,
+as version `sha-<first 12 hex digits of its sha256>`, with precompiled artifacts for both Lambda
+architectures. A deploy activates it only when the name has no active version yet (or with
+--activate): afterwards the active pointer belongs to `weir transform activate` and `rollback`,
+and redeploying the stack does not undo them. A new stack is deployed in two phases: first
 without code (the key, stream, buckets and log group), then, once the artifacts are uploaded,
 with the function, its event source mapping, alarms and dashboard.
 
@@ -19,6 +23,7 @@ import argparse
 import hashlib
 import json
 import os
+import subprocess
 import sys
 import time
 import zipfile
@@ -54,6 +59,21 @@ def main() -> int:
         default=ROOT / "target/wasm32-wasip1/release/retail.wasm",
         help="the transform module (default: %(default)s)",
     )
+    parser.add_argument(
+        "--transform-name",
+        help="its name in the registry (default: the module's file stem)",
+    )
+    parser.add_argument(
+        "--activate",
+        action="store_true",
+        help="make this module the active version even if another one is active",
+    )
+    parser.add_argument(
+        "--weir",
+        type=Path,
+        default=ROOT / "target/release/weir",
+        help="the weir CLI that publishes the transform (default: %(default)s)",
+    )
     parser.add_argument("--outputs-file", type=Path, help="also write the stack's outputs here, as JSON")
     parser.add_argument("parameters", nargs="*", metavar="PARAMETERS")
     args = parser.parse_args()
@@ -64,9 +84,9 @@ def main() -> int:
         if not sep:
             parser.error(f"{item!r}: expected Key=Value")
         overrides[key] = value
-    for managed in ("CodeKey", "TransformKey", "TransformName"):
+    for managed in ("CodeKey", "TransformName"):
         if managed in overrides:
-            parser.error(f"{managed} is set by the deploy from --zip and --transform")
+            parser.error(f"{managed} is set by the deploy from --zip and --transform(-name)")
 
     zip_bytes = read(args.zip, "the Lambda zip: build it with scripts/package-lambda")
     wasm_bytes = read(args.transform, "the transform: cargo build --release --target wasm32-wasip1 -p weir-transform-retail")
@@ -89,18 +109,18 @@ def main() -> int:
     stack = describe(cloudformation, args.stack_name)
     if stack is None or "RegistryBucket" not in outputs_of(stack):
         log(f"{args.stack_name}: creating the key, stream, buckets and log group first")
-        deploy(cloudformation, args.stack_name, body, {**overrides, "CodeKey": "", "TransformKey": ""})
+        deploy(cloudformation, args.stack_name, body, {**overrides, "CodeKey": ""})
         stack = describe(cloudformation, args.stack_name)
     registry = outputs_of(stack)["RegistryBucket"]
 
-    name = args.transform.stem
+    name = args.transform_name or args.transform.stem
     code_key = upload(s3, registry, "lambda/{}/bootstrap.zip", zip_bytes, "application/zip")
-    transform_key = upload(s3, registry, f"transforms/{name}/{{}}/{name}.wasm", wasm_bytes, "application/wasm")
+    publish(args.weir, f"s3://{registry}/transforms", name, args.transform, wasm_bytes, args.activate)
     deploy(
         cloudformation,
         args.stack_name,
         body,
-        {**overrides, "CodeKey": code_key, "TransformKey": transform_key, "TransformName": name},
+        {**overrides, "CodeKey": code_key, "TransformName": name},
     )
 
     outputs = outputs_of(describe(cloudformation, args.stack_name))
@@ -135,6 +155,34 @@ def zip_architecture(path: Path) -> str:
     if machine not in ELF_MACHINES:
         sys.exit(f"{path}: bootstrap is for ELF machine {machine:#x}, neither arm64 nor x86_64")
     return ELF_MACHINES[machine]
+
+
+def publish(weir: Path, registry: str, name: str, module: Path, wasm: bytes, activate: bool) -> None:
+    """Publishes the module as `sha-<sha256 prefix>` unless it is already, then activates it if
+    asked to or if nothing is active yet."""
+    version = "sha-" + hashlib.sha256(wasm).hexdigest()[:12]
+    if not weir.is_file():
+        sys.exit(f"{weir} not found; build it with cargo build --release -p weir-host --bins")
+
+    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+        done = subprocess.run(
+            [str(weir), "transform", *args, "--registry", registry, "--name", name],
+            capture_output=True,
+            text=True,
+        )
+        if check and done.returncode != 0:
+            sys.exit(f"weir transform {args[0]} failed:\n{done.stderr}")
+        return done
+
+    if run("show", "--version", version, check=False).returncode != 0:
+        log(f"publishing {name}@{version} to {registry}")
+        run("publish", "--version", version, str(module))
+    active = json.loads(run("show", "--version", version).stdout)["active"]
+    if activate or active is None:
+        log(f"activating {name}@{version}")
+        run("activate", "--version", version)
+    elif active["version"] != version:
+        log(f"{name}@{active['version']} stays active; {version} is published (activate it with --activate)")
 
 
 def upload(s3, bucket: str, key_pattern: str, data: bytes, content_type: str) -> str:

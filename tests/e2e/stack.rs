@@ -125,30 +125,42 @@ async fn the_stack_deploys_and_its_function_stores_every_record() {
     };
     assert_eq!(var("WEIR_LAKE"), output(&outputs, "LakeLocation"));
     assert_eq!(var("WEIR_FAILED"), output(&outputs, "FailedLocation"));
-    assert_eq!(var("WEIR_TRANSFORM"), output(&outputs, "TransformLocation"));
+    assert_eq!(var("WEIR_REGISTRY"), output(&outputs, "TransformRegistry"));
+    assert_eq!(var("WEIR_TRANSFORM"), "retail");
     assert_eq!(var("WEIR_GZIP_LEVEL"), "1");
+    // The deploy published the module to the stack's transform registry and activated it, with
+    // precompiled artifacts for both Lambda architectures.
     let registry = output(&outputs, "RegistryBucket");
-    let transform_key = var("WEIR_TRANSFORM")
-        .strip_prefix(&format!("s3://{registry}/"))
-        .expect("the transform is in the registry bucket");
-    assert!(
-        transform_key.starts_with("transforms/retail/") && transform_key.ends_with("/retail.wasm"),
-        "{transform_key}"
-    );
-    let uploaded = aws
-        .s3
-        .get_object()
-        .bucket(registry)
-        .key(transform_key)
-        .send()
-        .await
-        .expect("the transform was uploaded")
-        .body
-        .collect()
-        .await
-        .unwrap()
-        .into_bytes();
-    assert_eq!(uploaded.as_ref(), std::fs::read(retail_wasm()).unwrap());
+    let read = async |key: &str| {
+        aws.s3
+            .get_object()
+            .bucket(registry)
+            .key(key)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{key} is in the registry: {e:?}"))
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes()
+    };
+    let active: Value =
+        serde_json::from_slice(&read("transforms/retail/active.json").await).unwrap();
+    let version = active["version"].as_str().unwrap();
+    assert!(version.starts_with("sha-"), "{version}");
+    let module = read(&format!("transforms/retail/{version}/transform.wasm")).await;
+    assert_eq!(module.as_ref(), std::fs::read(retail_wasm()).unwrap());
+    let manifest: Value =
+        serde_json::from_slice(&read(&format!("transforms/retail/{version}/manifest.json")).await)
+            .unwrap();
+    let artifacts = manifest["artifacts"].as_object().unwrap();
+    for arch in ["x86_64-", "aarch64-"] {
+        assert!(
+            artifacts.keys().any(|k| k.starts_with(arch)),
+            "{artifacts:?}"
+        );
+    }
 
     // The mapping: partial-batch responses, bisection, bounded retries, an S3 on-failure
     // destination in the failed bucket.
@@ -247,7 +259,7 @@ async fn the_stack_deploys_and_its_function_stores_every_record() {
         "LakeBucket",
         "FailedBucket",
         "RegistryBucket",
-        "TransformLocation",
+        "TransformRegistry",
     ] {
         assert_eq!(updated[name], outputs[name], "{name}");
     }
