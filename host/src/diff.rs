@@ -134,3 +134,32 @@ fn outcomes(batch: &Batch, sorted: &Sorted) -> Vec<String> {
     }
     outcomes
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(moves: &[((&str, &str), usize)]) -> DiffReport {
+        let mut report = DiffReport::default();
+        for ((old, new), count) in moves {
+            let key = (old.to_string(), new.to_string());
+            report.records += count;
+            report.changed += count;
+            report.moves.insert(key.clone(), *count);
+            let examples = (0..*count).map(|i| format!("{old}-{i}")).take(EXAMPLES);
+            report.examples.insert(key, examples.collect());
+        }
+        report
+    }
+
+    #[test]
+    fn merging_sums_counts_and_keeps_a_few_examples() {
+        let mut total = report(&[(("a", "b"), 2)]);
+        total.merge(report(&[(("a", "b"), 5), (("c", "d"), 1)]));
+        assert_eq!((total.records, total.changed), (8, 8));
+        let ab = ("a".to_string(), "b".to_string());
+        assert_eq!(total.moves[&ab], 7);
+        assert_eq!(total.examples[&ab], ["a-0", "a-1", "a-0"]);
+        assert_eq!(total.moves.len(), 2);
+    }
+}
