@@ -32,6 +32,21 @@ const SECTIONS: [&str; 6] = [
     "Toys & Games",
 ];
 
+/// A guest that does no work of its own: it takes each record and names the same three-segment
+/// partition, so its time is what the ABI costs per record (copying the record in, two calls,
+/// three imports, the CPU budget's bookkeeping).
+const EMPTY_GUEST: &str = r#"(module
+  (import "weir_v1" "partition" (func $partition (param i32 i32 i32 i32)))
+  (memory (export "memory") 2)
+  (data (i32.const 16) "sectiondthrBooks2024-01-0112")
+  (func (export "weir_v1_init"))
+  (func (export "weir_v1_input") (param i32) (result i32) i32.const 1024)
+  (func (export "weir_v1_transform") (param i32 i32 i32 i64) (result i32)
+    (call $partition (i32.const 16) (i32.const 7) (i32.const 27) (i32.const 5))
+    (call $partition (i32.const 23) (i32.const 2) (i32.const 32) (i32.const 10))
+    (call $partition (i32.const 25) (i32.const 2) (i32.const 42) (i32.const 2))
+    i32.const 0))"#;
+
 fn main() {
     let wasm_path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/wasm32-wasip1/release/retail.wasm");
@@ -58,6 +73,13 @@ fn main() {
     let decode_t = measure(|| black_box(decode(&ndjson)).len());
     let transform_wasm = measure_sessions(&batches, || wasm.session());
     let transform_native = measure_sessions(&batches, Native::default);
+    let empty = WasmTransform::from_bytes(
+        "empty",
+        &wat::parse_str(EMPTY_GUEST).expect("valid WAT"),
+        TransformLimits::default(),
+    )
+    .expect("the empty guest loads");
+    let transform_empty = measure_sessions(&batches, || empty.session());
     let group = measure(|| {
         batches
             .iter()
@@ -123,6 +145,7 @@ fn main() {
     row("decode (NDJSON -> records)", decode_t);
     row("transform, wasm", transform_wasm);
     row("transform, native", transform_native);
+    row("transform, empty wasm guest", transform_empty);
     row("group (paths + grouping)", group);
     row("encode + gzip level 1", encode_1);
     row("encode + gzip level 6", encode_6);
