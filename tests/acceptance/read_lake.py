@@ -116,7 +116,7 @@ def ingest(args, fmt, generated):
     inputs = [str(DATA / i) for i in INPUTS] + [str(generated)]
     print(weir(args, "run", "--input", *inputs, "--transform", args.wasm,
                "--lake", str(lake), "--failed", str(failed),
-               "--batch-size", str(BATCH_SIZE), *(["--format", fmt] if fmt != "json" else [])))
+               "--batch-size", str(BATCH_SIZE), "--format", fmt))
     return lake
 
 
@@ -200,7 +200,8 @@ def check_spark(spark, lake, fmt, rows):
 def check_duckdb(lake, fmt, rows):
     import duckdb
 
-    con = duckdb.connect(config={"enable_progress_bar": False})
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     source = duckdb_source(lake, fmt)
     got = collections.Counter(con.sql(
         f"SELECT section, dt, hr, metadata.uuid FROM {source}").fetchall())
