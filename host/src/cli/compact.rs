@@ -20,6 +20,9 @@ pub(super) struct CompactArgs {
     /// Gzip level of merged NDJSON objects (0-9).
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=9))]
     gzip_level: u32,
+    /// Test hook: stop after this many source deletes, as if the process died there.
+    #[arg(long, hide = true)]
+    stop_after_deletes: Option<usize>,
 }
 
 pub(super) async fn compact_command(args: CompactArgs) -> anyhow::Result<ExitCode> {
@@ -30,7 +33,7 @@ pub(super) async fn compact_command(args: CompactArgs) -> anyhow::Result<ExitCod
         older_than: args.partition_older_than,
         target_size: args.target_size,
         gzip_level: args.gzip_level,
-        stop_after_deletes: None,
+        stop_after_deletes: args.stop_after_deletes,
     };
     let report = compact(&lake, &options, SystemTime::now())
         .await
