@@ -16,12 +16,15 @@ use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use std::collections::HashSet;
 
+/// `metadata`'s fields in the record's order: string values as written, other values as their
+/// JSON text, JSON `null` as `None`.
+pub type MetadataFields = Vec<(String, Option<String>)>;
+
 /// One record, as columns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventRow {
-    /// `metadata`'s fields in the record's order: string values as written, other values as
-    /// their JSON text, JSON `null` as `None`. `None` when there is no `metadata` object.
-    pub metadata: Option<Vec<(String, Option<String>)>>,
+    /// `metadata`'s fields; `None` when there is no `metadata` object.
+    pub metadata: Option<MetadataFields>,
     /// The `payload` value's JSON text, exactly as in the record.
     pub payload: Option<String>,
     /// The whole record, when `metadata` and `payload` alone cannot reproduce it.
@@ -61,7 +64,7 @@ pub fn split(record: &[u8]) -> EventRow {
 /// The fields of a `metadata` object, and whether they are all distinct, named and strings.
 /// A name that differs from an earlier one only in case is left out: Spark resolves columns
 /// case-insensitively and refuses such a pair.
-fn metadata(value: &RawValue) -> Option<(Vec<(String, Option<String>)>, bool)> {
+fn metadata(value: &RawValue) -> Option<(MetadataFields, bool)> {
     let Fields(fields) = serde_json::from_str(value.get()).ok()?;
     let mut seen = HashSet::new();
     let mut all_strings = true;
@@ -110,7 +113,7 @@ impl<'de> Deserialize<'de> for Fields {
 mod tests {
     use super::*;
 
-    fn fields(pairs: &[(&str, Option<&str>)]) -> Option<Vec<(String, Option<String>)>> {
+    fn fields(pairs: &[(&str, Option<&str>)]) -> Option<MetadataFields> {
         Some(
             pairs
                 .iter()

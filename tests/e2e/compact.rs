@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use weir_tests::aws::{Aws, endpoint, unique};
-use weir_tests::{data_dir, read_objects, retail_wasm, weir_bin};
+use weir_tests::{data_dir, retail_wasm, weir_bin};
 
 /// Ingests tests/data in batches of 3 (many small objects per partition) into `lake`.
 fn ingest(lake: &str, failed: &str, format: &str, endpoint: Option<&str>) {
