@@ -13,6 +13,9 @@
 //! escapes paths ([`partition`]), names objects deterministically ([`object`]), wraps failures
 //! ([`envelope`]) and writes them through a [`storage::Store`]. Pure stages take no wasmtime or
 //! storage types, so they are tested on their own.
+//!
+//! Lake objects are gzip'd NDJSON or Parquet ([`format`], [`parquet_file`]); [`compact`]
+//! merges the small per-batch objects of closed partitions afterwards.
 
 pub mod active;
 pub mod app;
