@@ -11,6 +11,7 @@ use std::hint::black_box;
 use std::path::Path;
 use std::time::Duration;
 use weir::failure::Failure;
+use weir::format::Format;
 use weir::pipeline::{PipelineConfig, encode_batch};
 use weir::record::{Batch, Record, Timestamp};
 use weir::sequence::Position;
@@ -104,7 +105,7 @@ fn main() {
             batches
                 .iter()
                 .zip(&sorted)
-                .map(|(b, s)| encode_batch(b, s, &id, level).len())
+                .map(|(b, s)| encode_batch(b, s, &id, level, Format::Json).len())
                 .sum()
         })
     };
@@ -170,7 +171,7 @@ fn main() {
         batches
             .iter()
             .zip(&sorted)
-            .flat_map(|(b, s)| encode_batch(b, s, &id, level))
+            .flat_map(|(b, s)| encode_batch(b, s, &id, level, Format::Json))
             .map(|o| o.body.len())
             .sum::<usize>()
     };
@@ -372,7 +373,7 @@ fn measure_pipeline<T: RecordTransform>(
             .iter()
             .map(|b| {
                 let sorted = transform_batch(b, &mut session(), config);
-                encode_batch(b, &sorted, id, config.gzip_level).len()
+                encode_batch(b, &sorted, id, config.gzip_level, config.format).len()
             })
             .sum()
     })

@@ -1,5 +1,6 @@
 //! The Lambda's configuration, from environment variables, read and checked once at cold start.
 
+use crate::format::Format;
 use crate::pipeline::PipelineConfig;
 use crate::transform::TransformLimits;
 use std::time::Duration;
@@ -43,7 +44,7 @@ pub struct Config {
     pub refresh: Duration,
     /// Sandbox limits: `WEIR_FUEL_PER_RECORD`, `WEIR_MEMORY_MIB`, `WEIR_DEADLINE_MS`.
     pub limits: TransformLimits,
-    /// `WEIR_MAX_RECORD_BYTES`, `WEIR_GZIP_LEVEL`, `WEIR_STORE_CONCURRENCY`.
+    /// `WEIR_MAX_RECORD_BYTES`, `WEIR_GZIP_LEVEL`, `WEIR_FORMAT`, `WEIR_STORE_CONCURRENCY`.
     pub pipeline: PipelineConfig,
 }
 
@@ -97,7 +98,16 @@ impl Config {
             deadline: Duration::from_millis(number("WEIR_DEADLINE_MS", 1_000, 10..=900_000)?),
             ..limits_default
         };
+        let format = match get("WEIR_FORMAT") {
+            None => pipeline_default.format,
+            Some(value) => Format::parse(&value).ok_or(ConfigError::Invalid {
+                var: "WEIR_FORMAT",
+                value,
+                reason: "expected json or parquet".into(),
+            })?,
+        };
         let pipeline = PipelineConfig {
+            format,
             max_record_bytes: number(
                 "WEIR_MAX_RECORD_BYTES",
                 pipeline_default.max_record_bytes as u64,
@@ -174,6 +184,7 @@ mod tests {
             ("WEIR_GZIP_LEVEL", "11"),
             ("WEIR_MEMORY_MIB", "lots"),
             ("WEIR_LAKE", "gs://lake"),
+            ("WEIR_FORMAT", "csv"),
         ] {
             let mut vars = BASE.to_vec();
             vars.retain(|(k, _)| *k != var);
@@ -190,10 +201,12 @@ mod tests {
             ("WEIR_MEMORY_MIB", "128"),
             ("WEIR_DEADLINE_MS", "250"),
             ("WEIR_GZIP_LEVEL", "6"),
+            ("WEIR_FORMAT", "parquet"),
         ]);
         let config = config(&vars).unwrap();
         assert_eq!(config.limits.memory_bytes, 128 << 20);
         assert_eq!(config.limits.deadline, Duration::from_millis(250));
         assert_eq!(config.pipeline.gzip_level, 6);
+        assert_eq!(config.pipeline.format, Format::Parquet);
     }
 }

@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! source -> check size -> wasm transform (accept {partition, body?} | reject {code, message})
-//!        -> group by escaped partition path -> NDJSON + gzip, one object per partition
+//!        -> group by escaped partition path -> NDJSON + gzip or Parquet, one object per partition
 //!        -> lake objects + failed envelopes -> report (lowest position not stored, if any)
 //! ```
 //!
@@ -13,22 +13,29 @@
 //! escapes paths ([`partition`]), names objects deterministically ([`object`]), wraps failures
 //! ([`envelope`]) and writes them through a [`storage::Store`]. Pure stages take no wasmtime or
 //! storage types, so they are tested on their own.
+//!
+//! Lake objects are gzip'd NDJSON or Parquet ([`format`], [`parquet_file`]); [`compact`]
+//! merges the small per-batch objects of closed partitions afterwards.
 
 pub mod active;
 pub mod app;
 pub mod aws;
 pub mod cli;
+pub mod compact;
 pub mod config;
 pub mod contract;
 pub mod diff;
 pub mod encode;
 pub mod envelope;
+pub mod event_row;
 pub mod failure;
+pub mod format;
 pub mod handler;
 pub mod kinesis;
 pub mod logging;
 pub mod metrics;
 pub mod object;
+pub mod parquet_file;
 pub mod partition;
 pub mod pipeline;
 pub mod record;

@@ -4,8 +4,8 @@
 //! transform version, so a redelivered batch overwrites its own objects instead of adding
 //! duplicates, and every object says where its records came from.
 
-use crate::encode::EXTENSION;
 use crate::failure::ErrorType;
+use crate::format::Format;
 use crate::sequence::Position;
 use crate::transform::TransformId;
 
@@ -25,8 +25,10 @@ pub struct Object {
     pub destination: Destination,
     /// Key relative to the destination's prefix.
     pub key: String,
-    /// Gzip'd NDJSON (shared, so storing it copies nothing).
+    /// The encoded records (shared, so storing it copies nothing).
     pub body: bytes::Bytes,
+    /// How `body` is encoded.
+    pub format: Format,
     /// Lowest position of the records inside.
     pub first: Position,
     /// Highest position of the records inside.
@@ -37,12 +39,13 @@ pub struct Object {
     pub transform: TransformId,
 }
 
-/// The object file name: `<source>-<first>-<last>-<sha12>.json.gz`.
+/// The object file name: `<source>-<first>-<last>-<sha12>.<json.gz|parquet>`.
 pub fn object_name(
     source: &str,
     first: &Position,
     last: &Position,
     transform: &TransformId,
+    format: Format,
 ) -> String {
     // Spark and Hive skip files whose names start with `_` or `.`.
     let guard = if source.starts_with(['_', '.']) {
@@ -51,8 +54,9 @@ pub fn object_name(
         ""
     };
     format!(
-        "{guard}{source}-{first}-{last}-{}.{EXTENSION}",
-        transform.short()
+        "{guard}{source}-{first}-{last}-{}.{}",
+        transform.short(),
+        format.extension()
     )
 }
 
@@ -84,7 +88,7 @@ mod tests {
             Position::parse("7").unwrap(),
             Position::parse("12").unwrap().with_sub(2),
         );
-        let name = object_name("shardId-000000000001", &first, &last, &id());
+        let name = object_name("shardId-000000000001", &first, &last, &id(), Format::Json);
         assert_eq!(name, "shardId-000000000001-7-12.2-0123456789ab.json.gz");
         assert_eq!(
             lake_key("section=Home/dt=2024-01-02/hr=03", &name),
@@ -99,6 +103,10 @@ mod tests {
     #[test]
     fn names_are_never_hidden_from_spark() {
         let p = Position::from_index(1);
-        assert!(object_name("_..", &p, &p, &id()).starts_with("x_.."));
+        assert!(object_name("_..", &p, &p, &id(), Format::Json).starts_with("x_.."));
+        assert_eq!(
+            object_name("s", &p, &p, &id(), Format::Parquet),
+            "s-1-1-0123456789ab.parquet"
+        );
     }
 }

@@ -8,6 +8,7 @@
 use crate::encode::{self, DEFAULT_GZIP_LEVEL};
 use crate::envelope::Envelope;
 use crate::failure::{ErrorType, Failure};
+use crate::format::Format;
 use crate::object::{self, Destination, Object};
 use crate::partition::PartitionLimits;
 use crate::record::Batch;
@@ -28,8 +29,10 @@ pub struct PipelineConfig {
     pub max_record_bytes: usize,
     /// Bounds on partition paths.
     pub partition: PartitionLimits,
-    /// Gzip level for lake and failed objects.
+    /// Gzip level for gzip'd NDJSON objects.
     pub gzip_level: u32,
+    /// How lake objects are encoded (failed objects are always gzip'd NDJSON).
+    pub format: Format,
     /// Objects written at once.
     pub store_concurrency: usize,
 }
@@ -40,6 +43,7 @@ impl Default for PipelineConfig {
             max_record_bytes: 1 << 20,
             partition: PartitionLimits::default(),
             gzip_level: DEFAULT_GZIP_LEVEL,
+            format: Format::Json,
             store_concurrency: 16,
         }
     }
@@ -68,33 +72,43 @@ pub struct BatchReport {
     pub store_time: Duration,
 }
 
-/// Encodes the sorted batch: one lake object per partition, one failed object per error type
-/// and arrival date.
+/// Encodes the sorted batch: one lake object per partition (in `format`), one failed object per
+/// error type and arrival date.
 pub fn encode_batch(
     batch: &Batch,
     sorted: &Sorted,
     transform: &TransformId,
     gzip_level: u32,
+    format: Format,
 ) -> Vec<Object> {
     let mut objects = Vec::with_capacity(sorted.groups.len() + 1);
     let mut ndjson = Vec::new();
     let mut gzip = encode::Gzip::new(gzip_level);
     for group in &sorted.groups {
-        ndjson.clear();
-        for member in &group.members {
-            let line = match &member.body {
-                Some(range) => &sorted.bodies[range.clone()],
-                None => &batch.records[member.record].data,
-            };
-            encode::push_line(&mut ndjson, line);
-        }
+        let lines = group.members.iter().map(|member| match &member.body {
+            Some(range) => &sorted.bodies[range.clone()],
+            None => &batch.records[member.record].data[..],
+        });
+        let body = match format {
+            Format::Json => {
+                ndjson.clear();
+                lines.for_each(|line| encode::push_line(&mut ndjson, line));
+                gzip.compress(&ndjson)
+            }
+            Format::Parquet => {
+                let rows: Vec<_> = lines.map(crate::event_row::split).collect();
+                crate::parquet_file::write(&rows)
+                    .expect("string columns of valid names always encode into memory")
+            }
+        };
         let indices = group.members.iter().map(|m| m.record);
         let (first, last) = span(batch, indices);
-        let name = object::object_name(&batch.source, &first, &last, transform);
+        let name = object::object_name(&batch.source, &first, &last, transform, format);
         objects.push(Object {
             destination: Destination::Lake,
             key: object::lake_key(&group.partition, &name),
-            body: gzip.compress(&ndjson).into(),
+            body: body.into(),
+            format,
             first,
             last,
             records: group.members.len(),
@@ -117,11 +131,12 @@ pub fn encode_batch(
             encode::push_line(&mut ndjson, &envelope.to_json());
         }
         let (first, last) = span(batch, failures.iter().map(|(i, _)| *i));
-        let name = object::object_name(&batch.source, &first, &last, transform);
+        let name = object::object_name(&batch.source, &first, &last, transform, Format::Json);
         objects.push(Object {
             destination: Destination::Failed,
             key: object::failed_key(error_type, &day, &name),
             body: gzip.compress(&ndjson).into(),
+            format: Format::Json,
             first,
             last,
             records: failures.len(),
@@ -233,7 +248,13 @@ impl Pipeline {
     ) -> Prepared {
         let started = Instant::now();
         let sorted = transform_batch(batch, transform, &self.config);
-        let objects = encode_batch(batch, &sorted, id, self.config.gzip_level);
+        let objects = encode_batch(
+            batch,
+            &sorted,
+            id,
+            self.config.gzip_level,
+            self.config.format,
+        );
         let mut failed_by_type = BTreeMap::new();
         for (_, failure) in &sorted.failures {
             *failed_by_type.entry(failure.error_type).or_default() += 1;

@@ -2,6 +2,7 @@
 //! transform built for wasm32-wasip1, and hand-written hostile guest modules.
 
 mod check_command;
+mod compact;
 mod faults;
 mod hostile_records;
 mod hostile_transforms;

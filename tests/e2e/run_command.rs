@@ -272,3 +272,73 @@ fn a_broken_transform_is_a_clear_error_before_anything_is_written() {
         "nothing is written when the transform cannot load"
     );
 }
+
+#[test]
+fn parquet_output_keeps_every_accepted_event_faithfully() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = weir_run(dir.path(), &["--format", "parquet", "--batch-size", "7"]);
+    assert!(output.status.success(), "{output:?}");
+    let lake = dir.path().join("lake");
+    let mut rows = Vec::new();
+    for key in object_keys(&lake) {
+        assert!(key.ends_with(".parquet"), "{key}");
+        let body = std::fs::read(lake.join(&key)).unwrap();
+        assert_eq!(&body[..4], b"PAR1", "{key}");
+        let partition = key.rsplit_once('/').unwrap().0.to_owned();
+        for row in weir::parquet_file::read(body.into()).unwrap() {
+            rows.push((partition.clone(), row));
+        }
+    }
+    let accepted: Vec<_> = expected()
+        .into_iter()
+        .filter(|(_, e)| e["outcome"] == "accept")
+        .collect();
+    assert_eq!(rows.len(), accepted.len(), "one row per accepted event");
+    for (case, expect) in &accepted {
+        let arrival = arrival_of(case);
+        let partition = weir_tests::expected_partition(expect, arrival);
+        let event: Value = serde_json::from_slice(&stored_line(case)).unwrap();
+        let found = rows.iter().any(|(p, row)| {
+            // The event comes back whole: from `raw`, or from its columns.
+            let back: Value = match &row.raw {
+                Some(raw) => serde_json::from_slice(raw).unwrap(),
+                None => {
+                    let metadata: serde_json::Map<String, Value> = row
+                        .metadata
+                        .iter()
+                        .flatten()
+                        .map(|(k, v)| (k.clone(), v.clone().map_or(Value::Null, Value::String)))
+                        .collect();
+                    let payload: Value =
+                        serde_json::from_str(row.payload.as_deref().unwrap()).unwrap();
+                    serde_json::json!({"metadata": metadata, "payload": payload})
+                }
+            };
+            *p == partition && back == event
+        });
+        assert!(found, "{case}: not found whole in partition {partition}");
+    }
+}
+
+/// The key of every file under `root`, sorted.
+fn object_keys(root: &Path) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut dirs = vec![root.to_owned()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                let key = path
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
+                keys.push(key);
+            }
+        }
+    }
+    keys.sort();
+    keys
+}

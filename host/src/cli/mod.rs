@@ -1,6 +1,7 @@
 //! The `weir` command line.
 
 mod check;
+mod compact;
 mod diff;
 mod replay;
 mod run;
@@ -32,6 +33,8 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// Publish, list, activate, roll back and show transform versions in a registry.
     Transform(transform::TransformArgs),
+    /// Merge the per-batch objects of closed partitions into few large ones.
+    Compact(compact::CompactArgs),
 }
 
 /// Parses the arguments, runs the command and prints any error with its whole chain.
@@ -49,6 +52,7 @@ pub fn main() -> ExitCode {
                     Command::Transform(args) => transform::transform(args).await,
                     Command::Replay(args) => replay::replay_command(args).await,
                     Command::Diff(args) => diff::diff(args).await,
+                    Command::Compact(args) => compact::compact_command(args).await,
                 }
             })
         });

@@ -34,7 +34,10 @@ pub(super) struct RunArgs {
     /// On stdin, close a batch when no line has arrived for this many milliseconds.
     #[arg(long, default_value_t = 200)]
     batch_window_ms: u64,
-    /// Gzip level of lake and failed objects (0-9).
+    /// How lake objects are encoded: gzip'd NDJSON or Parquet (failed records stay NDJSON).
+    #[arg(long, value_enum, default_value_t = crate::format::Format::Json)]
+    format: crate::format::Format,
+    /// Gzip level of NDJSON objects (0-9).
     #[arg(long, default_value_t = crate::encode::DEFAULT_GZIP_LEVEL, value_parser = clap::value_parser!(u32).range(0..=9))]
     gzip_level: u32,
     /// Objects written at once.
@@ -105,6 +108,7 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let config = PipelineConfig {
         max_record_bytes: args.transform.max_record_bytes,
         gzip_level: args.gzip_level,
+        format: args.format,
         store_concurrency: args.store_concurrency.max(1),
         ..PipelineConfig::default()
     };

@@ -38,14 +38,31 @@ impl LocalStore {
             .expect("file writes do not panic")
     }
 
+    /// Writes `body` at `root/key`, atomically.
+    pub async fn put_bytes(&self, key: &str, body: bytes::Bytes) -> Result<(), StoreError> {
+        let path = self.path_of(key)?;
+        tokio::task::spawn_blocking(move || write_atomically(&path, &body))
+            .await
+            .expect("file writes do not panic")
+    }
+
     /// Every object key under `prefix` (hidden temporary files excluded), sorted.
     pub fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .list_sized(prefix)?
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect())
+    }
+
+    /// Every object key under `prefix` with its size in bytes, sorted by key.
+    pub fn list_sized(&self, prefix: &str) -> Result<Vec<(String, u64)>, StoreError> {
         let mut keys = Vec::new();
         walk(&self.root, &self.root, &mut keys).map_err(|source| StoreError::Io {
             path: self.root.clone(),
             source,
         })?;
-        keys.retain(|key| key.starts_with(prefix));
+        keys.retain(|(key, _)| key.starts_with(prefix));
         keys.sort();
         Ok(keys)
     }
@@ -75,14 +92,15 @@ impl LocalStore {
     }
 }
 
-fn walk(root: &Path, dir: &Path, keys: &mut Vec<String>) -> std::io::Result<()> {
+fn walk(root: &Path, dir: &Path, keys: &mut Vec<(String, u64)>) -> std::io::Result<()> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
     };
     for entry in entries {
-        let path = entry?.path();
+        let entry = entry?;
+        let path = entry.path();
         if path.is_dir() {
             walk(root, &path, keys)?;
         } else if !path
@@ -90,7 +108,7 @@ fn walk(root: &Path, dir: &Path, keys: &mut Vec<String>) -> std::io::Result<()> 
             .is_some_and(|n| n.to_string_lossy().starts_with('.'))
         {
             let key = path.strip_prefix(root).expect("walked under the root");
-            keys.push(key.to_string_lossy().into_owned());
+            keys.push((key.to_string_lossy().into_owned(), entry.metadata()?.len()));
         }
     }
     Ok(())

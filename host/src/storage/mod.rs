@@ -76,6 +76,34 @@ impl Store {
         }
     }
 
+    /// Writes `body` under `key` as is (compacted objects, manifests): all or nothing.
+    pub async fn put_bytes(
+        &self,
+        key: &str,
+        body: bytes::Bytes,
+        content_type: &str,
+        content_encoding: Option<&str>,
+    ) -> Result<(), StoreError> {
+        match self {
+            Self::Local(store) => store.put_bytes(key, body).await,
+            Self::S3(store) => {
+                store
+                    .put_bytes(key, body, content_type, content_encoding)
+                    .await
+            }
+            Self::Discard => Ok(()),
+        }
+    }
+
+    /// Every key under `prefix` with its size in bytes, sorted by key.
+    pub async fn list_sized(&self, prefix: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        match self {
+            Self::Local(store) => store.list_sized(prefix),
+            Self::S3(store) => store.list_sized(prefix).await,
+            Self::Discard => Ok(Vec::new()),
+        }
+    }
+
     /// Every key under `prefix`, sorted (for reading a failed location back).
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         match self {

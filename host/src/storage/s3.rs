@@ -1,7 +1,6 @@
 //! An S3 bucket and prefix as lake or failed location.
 
 use super::StoreError;
-use crate::encode::{CONTENT_ENCODING, CONTENT_TYPE};
 use crate::object::Object;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ChecksumAlgorithm;
@@ -44,8 +43,8 @@ impl S3Store {
             .bucket(&self.bucket)
             .key(&key)
             .body(ByteStream::from(object.body.clone()))
-            .content_type(CONTENT_TYPE)
-            .content_encoding(CONTENT_ENCODING)
+            .content_type(object.format.content_type())
+            .set_content_encoding(object.format.content_encoding().map(str::to_owned))
             .checksum_algorithm(ChecksumAlgorithm::Crc32C)
             .metadata("weir-transform", &object.transform.name)
             .metadata("weir-transform-sha256", &object.transform.sha256)
@@ -68,8 +67,41 @@ impl S3Store {
 }
 
 impl S3Store {
+    /// Writes `body` at `key` as is (compacted objects, manifests), with a CRC32C checksum.
+    pub async fn put_bytes(
+        &self,
+        key: &str,
+        body: bytes::Bytes,
+        content_type: &str,
+        content_encoding: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let full = format!("{}{key}", self.prefix);
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&full)
+            .body(ByteStream::from(body))
+            .content_type(content_type)
+            .set_content_encoding(content_encoding.map(str::to_owned))
+            .checksum_algorithm(ChecksumAlgorithm::Crc32C)
+            .send()
+            .await
+            .map_err(|e| self.error(&full, crate::aws::describe(&e)))?;
+        Ok(())
+    }
+
     /// Every object key under `prefix` (relative to the store's prefix), sorted.
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        Ok(self
+            .list_sized(prefix)
+            .await?
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect())
+    }
+
+    /// Every object key under `prefix` with its size in bytes, sorted by key.
+    pub async fn list_sized(&self, prefix: &str) -> Result<Vec<(String, u64)>, StoreError> {
         let mut keys = Vec::new();
         let full = format!("{}{prefix}", self.prefix);
         let mut pages = self
@@ -87,7 +119,8 @@ impl S3Store {
                     .as_deref()
                     .and_then(|k| k.strip_prefix(&self.prefix))
                 {
-                    keys.push(key.to_owned());
+                    let size = object.size.and_then(|s| u64::try_from(s).ok()).unwrap_or(0);
+                    keys.push((key.to_owned(), size));
                 }
             }
         }

@@ -1,0 +1,74 @@
+//! The lake's object formats: gzip'd NDJSON (the default) or Parquet, chosen per pipeline.
+//!
+//! The failed location always holds gzip'd NDJSON envelopes: they are read back by `weir
+//! replay` and by people, not by Spark jobs.
+
+/// How lake objects are encoded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Newline-delimited JSON, gzip'd: every event exactly as accepted (`.json.gz`).
+    #[default]
+    Json,
+    /// Parquet, snappy-compressed: `metadata` fields as columns, `payload` as JSON text
+    /// (`.parquet`; see [`crate::parquet_file`]).
+    Parquet,
+}
+
+impl Format {
+    /// The object file extension, without the dot.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Json => crate::encode::EXTENSION,
+            Self::Parquet => "parquet",
+        }
+    }
+
+    /// The objects' `Content-Type`.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Json => crate::encode::CONTENT_TYPE,
+            Self::Parquet => "application/vnd.apache.parquet",
+        }
+    }
+
+    /// The objects' `Content-Encoding`, if any: Parquet compresses inside the file.
+    pub fn content_encoding(self) -> Option<&'static str> {
+        match self {
+            Self::Json => Some(crate::encode::CONTENT_ENCODING),
+            Self::Parquet => None,
+        }
+    }
+
+    /// The format of a lake key, from its extension.
+    pub fn of_key(key: &str) -> Option<Self> {
+        [Self::Json, Self::Parquet]
+            .into_iter()
+            .find(|format| key.ends_with(&format!(".{}", format.extension())))
+    }
+
+    /// Parses `json` or `parquet` (the `WEIR_FORMAT` values).
+    pub fn parse(value: &str) -> Option<Self> {
+        match value.trim().to_ascii_lowercase().as_str() {
+            "json" => Some(Self::Json),
+            "parquet" => Some(Self::Parquet),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn knows_a_keys_format_by_its_extension() {
+        assert_eq!(Format::of_key("a=1/x-1-2-ab.json.gz"), Some(Format::Json));
+        assert_eq!(
+            Format::of_key("a=1/x-1-2-ab.parquet"),
+            Some(Format::Parquet)
+        );
+        assert_eq!(Format::of_key("a=1/_weir-compacted.json"), None);
+        assert_eq!(Format::parse(" Parquet"), Some(Format::Parquet));
+        assert_eq!(Format::parse("csv"), None);
+    }
+}

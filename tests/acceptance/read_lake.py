@@ -1,0 +1,284 @@
+"""Acceptance test: the lake as its downstream readers see it.
+
+Ingests tests/data plus a generated set with `weir run` into local lakes (one per format), then
+reads each lake with PySpark and DuckDB and checks, against counts computed here from the
+inputs and tests/data/expected.json (never from the lake itself):
+
+- `section`, `dt`, `hr` are discovered as partition columns (Spark: `basePath`; DuckDB:
+  `hive_partitioning = true`), and every row is in the right partition;
+- a filter on section and date prunes partitions (Spark's `PartitionFilters`, DuckDB's
+  `File Filters` and scanned-file count) and returns exactly the expected rows;
+- escaped values (`/`, `=`, `%`, control characters, non-ASCII) read back exactly;
+- Parquet files with different metadata columns merge (`mergeSchema`, `union_by_name`);
+- `weir compact` keeps every row exactly once, and how long Spark takes to read one day
+  before and after it (printed, not asserted: speed is measured, not tested).
+
+One Spark session serves the whole run: it takes 10-20 s to start.
+
+Run by scripts/test: `read_lake.py --weir target/release/weir --wasm .../retail.wasm
+--work target/acceptance`.
+"""
+
+import argparse
+import collections
+import datetime
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "tests" / "data"
+INPUTS = ["seed", "valid", "invalid", "events.ndjson"]
+
+# The generated set: one day (DAY) with many small objects to compact, and a second day.
+DAY, OTHER_DAY = "2026-11-20", "2026-11-21"
+# Partition values that need escaping or are not ASCII, next to plain ones.
+SECTIONS = ["Electronics", "Home-Decor", "Toys/Games", "a=b", "100%", "Café", "日本語", "x%2Fy"]
+GENERATED = 4000
+BATCH_SIZE = 100
+HIVE_DEFAULT = "__HIVE_DEFAULT_PARTITION__"
+
+
+def generate(path):
+    """Writes the generated events; returns their (section, dt, hr, uuid) rows.
+
+    The second half carries an extra metadata field, so Parquet batches differ in schema.
+    """
+    rng = random.Random(8)
+    rows, lines = [], []
+    for i in range(GENERATED):
+        section = rng.choice(SECTIONS)
+        day = DAY if i % 4 else OTHER_DAY
+        hour = rng.randrange(24)
+        stamp = f"{day}T{hour:02}:{rng.randrange(60):02}:{rng.randrange(60):02}Z"
+        metadata = {"uuid": f"g{i}", "section": section, "event_time": stamp}
+        if i >= GENERATED // 2:
+            metadata["campaign"] = f"c{i % 7}"
+        payload = {"userid": str(rng.randrange(10_000)), "items": rng.randrange(9),
+                   "text": "lorem ipsum " * rng.randrange(1, 40)}
+        lines.append(json.dumps({"metadata": metadata, "payload": payload}, ensure_ascii=False))
+        rows.append((section, day, f"{hour:02}", f"g{i}"))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return rows
+
+
+def case_bytes(case):
+    """The bytes of an expected.json case: a whole file, or one line of an NDJSON file."""
+    name, _, line = case.partition(":")
+    data = (DATA / name).read_bytes()
+    return (DATA / name), (data.split(b"\n")[int(line) - 1] if line else data)
+
+
+def expected_test_data_rows():
+    """(section, dt, hr, uuid) of every accepted tests/data case.
+
+    The section comes from the event itself (not from weir's escaped path); dt and hr from
+    expected.json, with arrival-time placeholders filled from the file's modification time.
+    """
+    rows = []
+    for case, expect in json.loads((DATA / "expected.json").read_text()).items():
+        if expect["outcome"] != "accept":
+            continue
+        path, data = case_bytes(case)
+        event = json.loads(data)
+        arrival = datetime.datetime.fromtimestamp(path.stat().st_mtime, datetime.timezone.utc)
+        partition = (expect["partition"]
+                     .replace("{arrival_dt}", arrival.strftime("%Y-%m-%d"))
+                     .replace("{arrival_hr}", arrival.strftime("%H")))
+        dt = re.search(r"/dt=([^/]*)/", partition).group(1)
+        hr = re.search(r"/hr=([^/]*)$", partition).group(1)
+        rows.append((event["metadata"]["section"], dt, hr, event["metadata"]["uuid"]))
+    return rows
+
+
+def as_read(rows):
+    """Rows as a Hive reader sees them: a section spelled like Hive's null marker reads as null."""
+    return [(None if s == HIVE_DEFAULT else s, dt, hr, uuid) for s, dt, hr, uuid in rows]
+
+
+def weir(args, *rest):
+    command = [args.weir, *rest]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout.strip()
+
+
+def ingest(args, fmt, generated):
+    lake, failed = args.work / f"lake-{fmt}", args.work / f"failed-{fmt}"
+    inputs = [str(DATA / i) for i in INPUTS] + [str(generated)]
+    print(weir(args, "run", "--input", *inputs, "--transform", args.wasm,
+               "--lake", str(lake), "--failed", str(failed),
+               "--batch-size", str(BATCH_SIZE), "--format", fmt))
+    return lake
+
+
+def objects(lake, ext):
+    return sorted(p for p in lake.rglob(f"*.{ext}") if not p.name.startswith((".", "_")))
+
+
+# --- the reads the README's "Reading the lake" shows ------------------------------------------
+
+def spark_session():
+    from pyspark.sql import SparkSession
+
+    spark = (SparkSession.builder.master("local[2]").appName("weir-acceptance")
+             .config("spark.ui.enabled", "false")
+             .config("spark.ui.showConsoleProgress", "false")
+             .config("spark.sql.shuffle.partitions", "4")
+             # Partition values stay strings: a section "007" must not become 7.
+             .config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
+             .getOrCreate())
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def spark_read(spark, lake, fmt):
+    reader = spark.read.option("basePath", str(lake))
+    if fmt == "parquet":
+        return reader.option("mergeSchema", "true").parquet(f"{lake}/section=*")
+    return reader.json(f"{lake}/section=*")
+
+
+def duckdb_source(lake, fmt):
+    if fmt == "parquet":
+        return (f"read_parquet('{lake}/*/*/*/*.parquet', hive_partitioning = true, "
+                "hive_types_autocast = false, union_by_name = true)")
+    return (f"read_json('{lake}/*/*/*/*.json.gz', format = 'newline_delimited', "
+            "hive_partitioning = true, hive_types_autocast = false, union_by_name = true, "
+            "sample_size = -1)")
+
+
+# --- checks -----------------------------------------------------------------------------------
+
+def check(condition, message):
+    if not condition:
+        sys.exit(f"FAILED: {message}")
+
+
+def diff(got, want):
+    missing, extra = want - got, got - want
+    return f"missing {list(missing.items())[:5]}, unexpected {list(extra.items())[:5]}"
+
+
+def check_spark(spark, lake, fmt, rows):
+    from pyspark.sql import functions as F
+
+    df = spark_read(spark, lake, fmt)
+    check({"section", "dt", "hr"} <= set(df.columns), f"spark {fmt}: partition columns {df.columns}")
+    check("_corrupt_record" not in df.columns, f"spark {fmt}: unparseable lines")
+    if fmt == "parquet":
+        check({"campaign", "uuid", "section"} <= set(df.schema["metadata"].dataType.names),
+              f"spark {fmt}: merged metadata columns {df.schema['metadata']}")
+    got = collections.Counter(
+        (r["section"], r["dt"], r["hr"], r["uuid"])
+        for r in df.select("section", "dt", "hr", F.col("metadata.uuid").alias("uuid")).collect())
+    want = collections.Counter(as_read(rows))
+    check(got == want, f"spark {fmt}: rows by partition differ: {diff(got, want)}")
+    # Every escaped value reads back exactly as the event spelled it.
+    moved = df.where(F.col("section").isNotNull() & (F.col("section") != F.col("metadata.section")))
+    check(moved.count() == 0, f"spark {fmt}: sections read back differently")
+    for section in ("Toys/Games", "a=b", "100%", "日本語"):
+        query = df.where((F.col("section") == section) & (F.col("dt") == DAY))
+        plan = query._jdf.queryExecution().executedPlan().toString()
+        filters = re.search(r"PartitionFilters: \[([^\]]*)\]", plan)
+        check(filters and "section" in filters.group(1) and "dt" in filters.group(1),
+              f"spark {fmt}: no partition pruning in\n{plan}")
+        uuids = sorted(r["uuid"] for r in query.select(F.col("metadata.uuid").alias("uuid")).collect())
+        check(uuids == sorted(u for s, d, _, u in rows if s == section and d == DAY),
+              f"spark {fmt}: filter on {section!r}, {DAY} returned the wrong rows")
+    print(f"spark {fmt}: {len(rows)} rows in {len(want)} (partition, uuid) keys, pruning and escapes ok")
+
+
+def check_duckdb(lake, fmt, rows):
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    source = duckdb_source(lake, fmt)
+    got = collections.Counter(con.sql(
+        f"SELECT section, dt, hr, metadata.uuid FROM {source}").fetchall())
+    want = collections.Counter(as_read(rows))
+    check(got == want, f"duckdb {fmt}: rows by partition differ: {diff(got, want)}")
+    moved = con.sql(f"SELECT count(*) FROM {source} WHERE section <> metadata.section").fetchall()[0][0]
+    check(moved == 0, f"duckdb {fmt}: sections read back differently")
+    ext = "parquet" if fmt == "parquet" else "json.gz"
+    files = objects(lake, ext)
+    for section in ("Toys/Games", "a=b", "100%", "日本語"):
+        where = f"WHERE section = '{section}' AND dt = '{DAY}'"
+        plan = con.sql(f"EXPLAIN SELECT metadata.uuid FROM {source} {where}").fetchall()[0][1]
+        in_partition = [p for p in files
+                        if p.parent.parent.parent.name == "section=" + escape(section)
+                        and p.parent.parent.name == f"dt={DAY}"]
+        scanning = f"Scanning Files: {len(in_partition)}/{len(files)}"
+        check("File Filters" in plan and scanning in plan,
+              f"duckdb {fmt}: expected pruning to {scanning} in\n{plan}")
+        uuids = sorted(r[0] for r in con.sql(f"SELECT metadata.uuid FROM {source} {where}").fetchall())
+        check(uuids == sorted(u for s, d, _, u in rows if s == section and d == DAY),
+              f"duckdb {fmt}: filter on {section!r}, {DAY} returned the wrong rows")
+    print(f"duckdb {fmt}: {len(rows)} rows, pruning ({scanning} for the last filter) and escapes ok")
+
+
+def escape(value):
+    """Hive's escaping of the few characters the generated sections use (the test's own copy)."""
+    return "".join(f"%{ord(c):02X}" if c in '/=%' else c for c in value)
+
+
+def time_one_day(spark, lake, fmt):
+    """Seconds to list, read and aggregate one day (one run: the checks have already warmed the
+    JVM and the page cache, and a before/after ratio of several times needs no median)."""
+    from pyspark.sql import functions as F
+
+    started = time.perf_counter()
+    (spark_read(spark, lake, fmt).where(F.col("dt") == DAY)
+     .groupBy("section").agg(F.count("metadata.uuid")).collect())
+    return time.perf_counter() - started
+
+
+def compact(args, lake, fmt, spark, rows):
+    ext = "parquet" if fmt == "parquet" else "json.gz"
+    before_files = len(objects(lake, ext))
+    before = time_one_day(spark, lake, fmt)
+    print(weir(args, "compact", "--lake", str(lake), "--partition-older-than", "1h"))
+    after_files = len(objects(lake, ext))
+    check(after_files < before_files, f"compact {fmt}: {before_files} -> {after_files} objects")
+    check_spark(spark, lake, fmt, rows)
+    check_duckdb(lake, fmt, rows)
+    after = time_one_day(spark, lake, fmt)
+    print(f"compaction {fmt}: {before_files} -> {after_files} objects; Spark reads {DAY} in "
+          f"{before:.2f} s before, {after:.2f} s after")
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--weir", required=True)
+    parser.add_argument("--wasm", required=True)
+    parser.add_argument("--work", type=Path, required=True)
+    parser.add_argument("--formats", default="json,parquet")
+    parser.add_argument("--no-compact", action="store_true")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    shutil.rmtree(args.work, ignore_errors=True)
+    args.work.mkdir(parents=True)
+    generated = args.work / "generated.ndjson"
+    rows = generate(generated) + expected_test_data_rows()
+    spark = spark_session()
+    for fmt in args.formats.split(","):
+        lake = ingest(args, fmt, generated)
+        check_spark(spark, lake, fmt, rows)
+        check_duckdb(lake, fmt, rows)
+        if not args.no_compact:
+            compact(args, lake, fmt, spark, rows)
+    spark.stop()
+    print(f"acceptance: ok in {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    main()
