@@ -1,4 +1,5 @@
-//! The lake's object formats: gzip'd NDJSON (the default) or Parquet, chosen per pipeline.
+//! The lake's object formats: NDJSON, gzip'd (the default) or zstd'd, or Parquet, chosen per
+//! pipeline.
 //!
 //! The failed location always holds gzip'd NDJSON envelopes: they are read back by `weir
 //! replay` and by people, not by Spark jobs.
@@ -9,16 +10,23 @@ pub enum Format {
     /// Newline-delimited JSON, gzip'd: every event exactly as accepted (`.json.gz`).
     #[default]
     Json,
+    /// Newline-delimited JSON, zstd level 1 (`.json.zst`): as fast to write as gzip level 1 and
+    /// about 20% smaller; PySpark (Hadoop 3.5) and DuckDB read it natively.
+    JsonZstd,
     /// Parquet, snappy-compressed: `metadata` fields as columns, `payload` as JSON text
     /// (`.parquet`; see [`crate::parquet_file`]).
     Parquet,
 }
 
 impl Format {
+    /// Every format, as compaction visits them.
+    pub const ALL: [Self; 3] = [Self::Json, Self::JsonZstd, Self::Parquet];
+
     /// The object file extension, without the dot.
     pub fn extension(self) -> &'static str {
         match self {
             Self::Json => crate::encode::EXTENSION,
+            Self::JsonZstd => "json.zst",
             Self::Parquet => "parquet",
         }
     }
@@ -26,7 +34,7 @@ impl Format {
     /// The objects' `Content-Type`.
     pub fn content_type(self) -> &'static str {
         match self {
-            Self::Json => crate::encode::CONTENT_TYPE,
+            Self::Json | Self::JsonZstd => crate::encode::CONTENT_TYPE,
             Self::Parquet => "application/vnd.apache.parquet",
         }
     }
@@ -35,21 +43,23 @@ impl Format {
     pub fn content_encoding(self) -> Option<&'static str> {
         match self {
             Self::Json => Some(crate::encode::CONTENT_ENCODING),
+            Self::JsonZstd => Some("zstd"),
             Self::Parquet => None,
         }
     }
 
     /// The format of a lake key, from its extension.
     pub fn of_key(key: &str) -> Option<Self> {
-        [Self::Json, Self::Parquet]
+        Self::ALL
             .into_iter()
             .find(|format| key.ends_with(&format!(".{}", format.extension())))
     }
 
-    /// Parses `json` or `parquet` (the `WEIR_FORMAT` values).
+    /// Parses `json`, `json-zstd` or `parquet` (the `WEIR_FORMAT` values).
     pub fn parse(value: &str) -> Option<Self> {
         match value.trim().to_ascii_lowercase().as_str() {
             "json" => Some(Self::Json),
+            "json-zstd" => Some(Self::JsonZstd),
             "parquet" => Some(Self::Parquet),
             _ => None,
         }
@@ -67,7 +77,12 @@ mod tests {
             Format::of_key("a=1/x-1-2-ab.parquet"),
             Some(Format::Parquet)
         );
+        assert_eq!(
+            Format::of_key("a=1/x-1-2-ab.json.zst"),
+            Some(Format::JsonZstd)
+        );
         assert_eq!(Format::of_key("a=1/_weir-compacted.json"), None);
+        assert_eq!(Format::parse("json-zstd"), Some(Format::JsonZstd));
         assert_eq!(Format::parse(" Parquet"), Some(Format::Parquet));
         assert_eq!(Format::parse("csv"), None);
     }

@@ -84,6 +84,7 @@ pub fn encode_batch(
     let mut objects = Vec::with_capacity(sorted.groups.len() + 1);
     let mut ndjson = Vec::new();
     let mut gzip = encode::Gzip::new(gzip_level);
+    let mut zstd = None;
     for group in &sorted.groups {
         let lines = group.members.iter().map(|member| match &member.body {
             Some(range) => &sorted.bodies[range.clone()],
@@ -94,6 +95,12 @@ pub fn encode_batch(
                 ndjson.clear();
                 lines.for_each(|line| encode::push_line(&mut ndjson, line));
                 gzip.compress(&ndjson)
+            }
+            Format::JsonZstd => {
+                ndjson.clear();
+                lines.for_each(|line| encode::push_line(&mut ndjson, line));
+                zstd.get_or_insert_with(|| encode::Zstd::new(encode::DEFAULT_ZSTD_LEVEL))
+                    .compress(&ndjson)
             }
             Format::Parquet => {
                 let rows: Vec<_> = lines.map(crate::event_row::split).collect();

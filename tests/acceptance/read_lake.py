@@ -9,6 +9,7 @@ inputs and tests/data/expected.json (never from the lake itself):
 - a filter on section and date prunes partitions (Spark's `PartitionFilters`, DuckDB's
   `File Filters` and scanned-file count) and returns exactly the expected rows;
 - escaped values (`/`, `=`, `%`, control characters, non-ASCII) read back exactly;
+- NDJSON reads natively with either codec (`.json.gz`, `.json.zst`);
 - Parquet files with different metadata columns merge (`mergeSchema`, `union_by_name`);
 - `weir compact` keeps every row exactly once, and how long Spark takes to read one day
   before and after it (printed, not asserted: speed is measured, not tested).
@@ -139,6 +140,10 @@ def spark_session():
     return spark
 
 
+# Each `weir run --format` value and the extension of its objects.
+EXTENSIONS = {"json": "json.gz", "json-zstd": "json.zst", "parquet": "parquet"}
+
+
 def spark_read(spark, lake, fmt):
     reader = spark.read.option("basePath", str(lake))
     if fmt == "parquet":
@@ -150,7 +155,7 @@ def duckdb_source(lake, fmt):
     if fmt == "parquet":
         return (f"read_parquet('{lake}/*/*/*/*.parquet', hive_partitioning = true, "
                 "hive_types_autocast = false, union_by_name = true)")
-    return (f"read_json('{lake}/*/*/*/*.json.gz', format = 'newline_delimited', "
+    return (f"read_json('{lake}/*/*/*/*.{EXTENSIONS[fmt]}', format = 'newline_delimited', "
             "hive_partitioning = true, hive_types_autocast = false, union_by_name = true, "
             "sample_size = -1)")
 
@@ -208,7 +213,7 @@ def check_duckdb(lake, fmt, rows):
     check(got == want, f"duckdb {fmt}: rows by partition differ: {diff(got, want)}")
     moved = con.sql(f"SELECT count(*) FROM {source} WHERE section <> metadata.section").fetchall()[0][0]
     check(moved == 0, f"duckdb {fmt}: sections read back differently")
-    ext = "parquet" if fmt == "parquet" else "json.gz"
+    ext = EXTENSIONS[fmt]
     files = objects(lake, ext)
     for section in ("Toys/Games", "a=b", "100%", "日本語"):
         where = f"WHERE section = '{section}' AND dt = '{DAY}'"
@@ -242,7 +247,7 @@ def time_one_day(spark, lake, fmt):
 
 
 def compact(args, lake, fmt, spark, rows):
-    ext = "parquet" if fmt == "parquet" else "json.gz"
+    ext = EXTENSIONS[fmt]
     before_files = len(objects(lake, ext))
     before = time_one_day(spark, lake, fmt)
     print(weir(args, "compact", "--lake", str(lake), "--partition-older-than", "1h"))
@@ -260,7 +265,7 @@ def main():
     parser.add_argument("--weir", required=True)
     parser.add_argument("--wasm", required=True)
     parser.add_argument("--work", type=Path, required=True)
-    parser.add_argument("--formats", default="json,parquet")
+    parser.add_argument("--formats", default=",".join(EXTENSIONS))
     parser.add_argument("--no-compact", action="store_true")
     args = parser.parse_args()
     started = time.perf_counter()

@@ -1,7 +1,7 @@
 //! Merging objects: decode each source, concatenate, encode once; and the check that an
 //! object holds exactly the records it should. Pure: bytes in, bytes out.
 
-use crate::encode::Gzip;
+use crate::encode::{DEFAULT_ZSTD_LEVEL, Gzip, Zstd};
 use crate::event_row::EventRow;
 use crate::format::Format;
 use crate::parquet_file::{self, ParquetError};
@@ -12,6 +12,8 @@ use std::io::Read;
 pub enum Records {
     /// NDJSON text: every line one record.
     Json(Vec<u8>),
+    /// NDJSON text, from and to zstd'd objects.
+    JsonZstd(Vec<u8>),
     /// Parquet rows.
     Parquet(Vec<EventRow>),
 }
@@ -22,6 +24,9 @@ pub enum DecodeError {
     /// Not valid gzip.
     #[error("invalid gzip")]
     Gzip(#[source] std::io::Error),
+    /// Not valid zstd.
+    #[error("invalid zstd")]
+    Zstd(#[source] std::io::Error),
     /// Not a Weir Parquet object.
     #[error(transparent)]
     Parquet(#[from] ParquetError),
@@ -32,6 +37,7 @@ impl Records {
     pub fn new(format: Format) -> Self {
         match format {
             Format::Json => Self::Json(Vec::new()),
+            Format::JsonZstd => Self::JsonZstd(Vec::new()),
             Format::Parquet => Self::Parquet(Vec::new()),
         }
     }
@@ -45,6 +51,12 @@ impl Records {
                     .read_to_end(text)
                     .map_err(DecodeError::Gzip)?;
             }
+            Self::JsonZstd(text) => {
+                // Every frame, so concatenated objects read whole too.
+                zstd::stream::read::Decoder::new(&body[..])
+                    .and_then(|mut decoder| decoder.read_to_end(text))
+                    .map_err(DecodeError::Zstd)?;
+            }
             Self::Parquet(rows) => rows.extend(parquet_file::read(body)?),
         }
         Ok(())
@@ -53,7 +65,7 @@ impl Records {
     /// Records held.
     pub fn count(&self) -> usize {
         match self {
-            Self::Json(text) => memchr::memchr_iter(b'\n', text).count(),
+            Self::Json(text) | Self::JsonZstd(text) => memchr::memchr_iter(b'\n', text).count(),
             Self::Parquet(rows) => rows.len(),
         }
     }
@@ -61,7 +73,7 @@ impl Records {
     /// Bytes of record data held (NDJSON text, or payload plus raw bytes).
     pub fn bytes(&self) -> usize {
         match self {
-            Self::Json(text) => text.len(),
+            Self::Json(text) | Self::JsonZstd(text) => text.len(),
             Self::Parquet(rows) => rows
                 .iter()
                 .map(|r| {
@@ -75,6 +87,7 @@ impl Records {
     pub fn encode(&self, gzip_level: u32) -> Result<Vec<u8>, ParquetError> {
         match self {
             Self::Json(text) => Ok(Gzip::new(gzip_level).compress(text)),
+            Self::JsonZstd(text) => Ok(Zstd::new(DEFAULT_ZSTD_LEVEL).compress(text)),
             Self::Parquet(rows) => parquet_file::write(rows),
         }
     }
@@ -100,6 +113,25 @@ mod tests {
         assert!(
             Records::new(Format::Json)
                 .append(bytes::Bytes::from_static(b"not gzip"))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn merges_zstd_objects_and_reads_them_back_identically() {
+        let mut zstd = Zstd::new(DEFAULT_ZSTD_LEVEL);
+        let a = zstd.compress(b"{\"a\":1}\n{\"a\":2}\n");
+        let b = zstd.compress(b"{\"b\":1}\n");
+        let mut merged = Records::new(Format::JsonZstd);
+        merged.append(a.into()).unwrap();
+        merged.append(b.into()).unwrap();
+        assert_eq!(merged.count(), 3);
+        let mut back = Records::new(Format::JsonZstd);
+        back.append(merged.encode(6).unwrap().into()).unwrap();
+        assert_eq!(back, merged);
+        assert!(
+            Records::new(Format::JsonZstd)
+                .append(bytes::Bytes::from_static(b"not zstd"))
                 .is_err()
         );
     }

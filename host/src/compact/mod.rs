@@ -151,7 +151,7 @@ impl Run<'_> {
             self.resume(manifest, &mut present).await?;
         }
         partition.objects.retain(|(key, _)| present.contains(key));
-        for format in [Format::Json, Format::Parquet] {
+        for format in Format::ALL {
             for sources in chunks(&partition.objects, format, self.options.target_size) {
                 let manifest = Manifest {
                     output: output_key(&partition.path, &sources, format),
