@@ -128,6 +128,7 @@ async fn the_stack_deploys_and_its_function_stores_every_record() {
     assert_eq!(var("WEIR_REGISTRY"), output(&outputs, "TransformRegistry"));
     assert_eq!(var("WEIR_TRANSFORM"), "retail");
     assert_eq!(var("WEIR_GZIP_LEVEL"), "1");
+    assert_eq!(var("WEIR_FORMAT"), "json");
     // The deploy published the module to the stack's transform registry and activated it, with
     // precompiled artifacts for both Lambda architectures.
     let registry = output(&outputs, "RegistryBucket");
@@ -253,7 +254,12 @@ async fn the_stack_deploys_and_its_function_stores_every_record() {
 
     // An update changes what it names and keeps the rest: same buckets and stream, the batch
     // size from before, the same artifacts (already uploaded, so not uploaded again).
-    let updated = deploy(&endpoint, &stack, &zip, &["GzipLevel=6"]);
+    let updated = deploy(
+        &endpoint,
+        &stack,
+        &zip,
+        &["GzipLevel=6", "Format=json-zstd"],
+    );
     for name in [
         "StreamArn",
         "LakeBucket",
@@ -266,7 +272,8 @@ async fn the_stack_deploys_and_its_function_stores_every_record() {
     let (configuration, mappings) = read_function(&endpoint, output(&updated, "FunctionName"));
     let env = environment(&configuration);
     assert!(
-        env.contains(&("WEIR_GZIP_LEVEL".into(), "6".into())),
+        env.contains(&("WEIR_GZIP_LEVEL".into(), "6".into()))
+            && env.contains(&("WEIR_FORMAT".into(), "json-zstd".into())),
         "{env:?}"
     );
     assert_eq!(mappings[0]["BatchSize"], 7);
