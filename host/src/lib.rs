@@ -31,6 +31,8 @@ pub mod metrics;
 pub mod object;
 pub mod partition;
 pub mod pipeline;
+#[cfg(test)]
+mod properties;
 pub mod record;
 pub mod registry;
 pub mod replay;

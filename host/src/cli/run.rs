@@ -6,8 +6,9 @@ use crate::handler::Handler;
 use crate::pipeline::{BatchReport, PipelineConfig};
 use crate::sequence::Position;
 use crate::source::{
-    BatchLimits, FileSource, Input, PollOptions, StartAt, StdinSource, poll_stream,
+    BatchLimits, Checkpoints, FileSource, Input, PollOptions, StartAt, StdinSource, poll_stream,
 };
+use crate::storage::Store;
 use anyhow::Context;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -43,6 +44,10 @@ pub(super) struct RunArgs {
     /// Kinesis: where shards start when there is no checkpoint yet.
     #[arg(long, value_enum, default_value_t = StartAt::TrimHorizon)]
     from: StartAt,
+    /// Kinesis: keep each shard's checkpoint in this directory or s3://bucket/prefix (one small
+    /// JSON object per shard, written after each batch is stored) and resume from it on start.
+    #[arg(long)]
+    checkpoint: Option<String>,
     /// Kinesis: stop once every shard is read to its tip, instead of polling forever.
     #[arg(long)]
     stop_when_idle: bool,
@@ -115,6 +120,14 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         window: Duration::from_millis(args.batch_window_ms),
         ..BatchLimits::default()
     };
+    let checkpoint_store = match &args.checkpoint {
+        Some(location) => {
+            Some(Arc::new(Store::open(location).await.with_context(
+                || format!("cannot open the checkpoint location {location}"),
+            )?))
+        }
+        None => None,
+    };
     let totals = Arc::new(Mutex::new(Totals::default()));
     let record = {
         let totals = Arc::clone(&totals);
@@ -154,9 +167,17 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                     max_store_attempts: 10,
                 };
                 let client = crate::aws::kinesis_client().await;
-                poll_stream(&client, stream, &handler, options, record.clone())
-                    .await
-                    .with_context(|| format!("cannot read kinesis://{stream}"))?;
+                let checkpoints = Checkpoints::new(checkpoint_store.clone(), stream);
+                poll_stream(
+                    &client,
+                    stream,
+                    &handler,
+                    &checkpoints,
+                    options,
+                    record.clone(),
+                )
+                .await
+                .with_context(|| format!("cannot read kinesis://{stream}"))?;
             }
         }
     }

@@ -38,6 +38,25 @@ impl LocalStore {
             .expect("file writes do not panic")
     }
 
+    /// Writes `body` at `root/key`, atomically.
+    pub async fn put_bytes(&self, key: &str, body: &[u8]) -> Result<(), StoreError> {
+        let path = self.path_of(key)?;
+        let body = body.to_vec();
+        tokio::task::spawn_blocking(move || write_atomically(&path, &body))
+            .await
+            .expect("file writes do not panic")
+    }
+
+    /// The object at `key`, or `None` if there is no such file.
+    pub fn get_if_exists(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let path = self.path_of(key)?;
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StoreError::Io { path, source }),
+        }
+    }
+
     /// Every object key under `prefix` (hidden temporary files excluded), sorted.
     pub fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         let mut keys = Vec::new();

@@ -76,6 +76,24 @@ impl Store {
         }
     }
 
+    /// Writes small bytes (a checkpoint, say) durably under `key`, replacing what was there.
+    pub async fn put_bytes(&self, key: &str, body: &[u8]) -> Result<(), StoreError> {
+        match self {
+            Self::Local(store) => store.put_bytes(key, body).await,
+            Self::S3(store) => store.put_bytes(key, body).await,
+            Self::Discard => Ok(()),
+        }
+    }
+
+    /// The object at `key`, or `None` if there is none.
+    pub async fn get_if_exists(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match self {
+            Self::Local(store) => store.get_if_exists(key),
+            Self::S3(store) => store.get_if_exists(key).await,
+            Self::Discard => Ok(None),
+        }
+    }
+
     /// Every key under `prefix`, sorted (for reading a failed location back).
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         match self {

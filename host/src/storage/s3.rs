@@ -114,6 +114,45 @@ impl S3Store {
         Ok(body.into_bytes().to_vec())
     }
 
+    /// Writes `body` at `key` (JSON, CRC32C-checked), replacing what was there.
+    pub async fn put_bytes(&self, key: &str, body: &[u8]) -> Result<(), StoreError> {
+        let full = format!("{}{key}", self.prefix);
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&full)
+            .body(ByteStream::from(body.to_vec()))
+            .content_type("application/json")
+            .checksum_algorithm(ChecksumAlgorithm::Crc32C)
+            .send()
+            .await
+            .map_err(|e| self.error(&full, crate::aws::describe(&e)))?;
+        Ok(())
+    }
+
+    /// The object at `key`, or `None` if S3 says there is no such key.
+    pub async fn get_if_exists(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let full = format!("{}{key}", self.prefix);
+        let answer = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&full)
+            .send()
+            .await;
+        let object = match answer {
+            Ok(object) => object,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            Err(e) => return Err(self.error(&full, crate::aws::describe(&e))),
+        };
+        let body = object
+            .body
+            .collect()
+            .await
+            .map_err(|e| self.error(&full, e.to_string()))?;
+        Ok(Some(body.into_bytes().to_vec()))
+    }
+
     /// Removes the object at `key`.
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let full = format!("{}{key}", self.prefix);

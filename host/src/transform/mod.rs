@@ -6,6 +6,7 @@
 
 mod engine;
 mod guest;
+mod id;
 mod imports;
 mod limits;
 mod load;
@@ -13,6 +14,7 @@ mod output;
 mod session;
 mod wasi;
 
+pub use id::TransformId;
 pub use limits::TransformLimits;
 pub use load::{ABI_VERSION, LoadError, WasmTransform, artifact_key};
 pub use output::Output;
@@ -20,24 +22,6 @@ pub use session::WasmSession;
 
 use crate::failure::Failure;
 use crate::record::Record;
-
-/// Which transform processed a record: lineage for object keys, metadata and envelopes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TransformId {
-    /// The transform's name (its file stem, or registry name).
-    pub name: String,
-    /// Lowercase hex sha256 of the module's bytes.
-    pub sha256: String,
-    /// The registry version, when the module came from a registry.
-    pub version: Option<String>,
-}
-
-impl TransformId {
-    /// The first 12 hex digits of the sha256, as object keys carry it.
-    pub fn short(&self) -> &str {
-        &self.sha256[..12.min(self.sha256.len())]
-    }
-}
 
 /// Something that answers for one record at a time: a wasm session, or native code in
 /// benchmarks and tests.
