@@ -86,6 +86,14 @@ impl Totals {
         }
     }
 
+    /// A batch of the Kinesis poller: it retries unstored records itself and fails the run
+    /// only when retries run out, so a batch's unstored position is not the run's.
+    fn add_retried(&mut self, source: &str, report: &BatchReport) {
+        let unstored = self.unstored.len();
+        self.add(source, report);
+        self.unstored.truncate(unstored);
+    }
+
     fn summary(&self, elapsed: Duration) -> String {
         let mut summary = format!(
             "{} records: {} stored, {} failed",
@@ -168,16 +176,16 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 };
                 let client = crate::aws::kinesis_client().await;
                 let checkpoints = Checkpoints::new(checkpoint_store.clone(), stream);
-                poll_stream(
-                    &client,
-                    stream,
-                    &handler,
-                    &checkpoints,
-                    options,
-                    record.clone(),
-                )
-                .await
-                .with_context(|| format!("cannot read kinesis://{stream}"))?;
+                let totals = Arc::clone(&totals);
+                let record = move |source: &str, report: &BatchReport| {
+                    totals
+                        .lock()
+                        .expect("totals are never poisoned")
+                        .add_retried(source, report)
+                };
+                poll_stream(&client, stream, &handler, &checkpoints, options, record)
+                    .await
+                    .with_context(|| format!("cannot read kinesis://{stream}"))?;
             }
         }
     }
