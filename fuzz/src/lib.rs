@@ -22,11 +22,12 @@ pub mod record;
 #[path = "../../host/src/sequence.rs"]
 pub mod sequence;
 
+#[path = "../../host/src/transform/id.rs"]
+mod transform_id;
+
 pub mod transform {
     //! Only the transform's identity; the runtime stays out.
-    #[path = "../../../host/src/transform/id.rs"]
-    mod id;
-    pub use id::TransformId;
+    pub use crate::transform_id::TransformId;
 }
 
 /// Undoes Spark/Hive partition-value escaping (`%XX`), for checking that escaping is lossless.

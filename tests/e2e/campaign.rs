@@ -150,6 +150,13 @@ fn start_poller(setup: &Setup, proxy: &FaultProxy, checkpoint: &str, log: &std::
         .expect("weir starts")
 }
 
+/// The last lines of the poller's log, for a failure message (the log's directory goes away).
+fn log_tail(path: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn campaign_through_the_kinesis_poller_with_kills_and_faults() {
     let checkpoints = unique("checkpoints");
@@ -178,8 +185,8 @@ async fn campaign_through_the_kinesis_poller_with_kills_and_faults() {
             if let Some(status) = child.try_wait().unwrap() {
                 assert!(
                     status.success(),
-                    "weir run failed: see {}",
-                    log_path.display()
+                    "weir run failed:\n{}",
+                    log_tail(&log_path)
                 );
                 break;
             }
@@ -193,8 +200,11 @@ async fn campaign_through_the_kinesis_poller_with_kills_and_faults() {
         let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
             .await
             .unwrap();
-        let log_text = std::fs::read_to_string(&log_path).unwrap();
-        assert!(status.success(), "weir run failed:\n{log_text}");
+        assert!(
+            status.success(),
+            "weir run failed:\n{}",
+            log_tail(&log_path)
+        );
         break;
     }
     let ingest = started.elapsed();

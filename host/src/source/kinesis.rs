@@ -277,6 +277,9 @@ async fn poll_shard(
                 break;
             }
             stored = last;
+            // Progress: the attempt budget counts failures in a row, not per GetRecords answer
+            // (one answer of KPL aggregates can hold hundreds of batches).
+            failed_attempts = 0;
             if let Some(position) = &stored
                 && let Err(error) = checkpoints.save(id, position).await
             {
@@ -298,9 +301,6 @@ async fn poll_shard(
             tokio::time::sleep(backoff(failed_attempts)).await;
             iterator = shard_iterator(shard, resume_at(&stored)).await?;
             continue;
-        }
-        if got_records {
-            failed_attempts = 0;
         }
         let Some(next) = answer.next_shard_iterator else {
             tracing::info!(shard = id, "shard closed: read to its end");
