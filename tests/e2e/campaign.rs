@@ -1,8 +1,9 @@
 //! The fault campaign: many records through `weir run --input kinesis://…` and through the real
 //! Lambda, against the local AWS stand-in behind the fault proxy. About 20% of S3 object
 //! writes get 503 SlowDown or a reset connection, the failed bucket is unreachable for a
-//! while, and the host process is killed at random points and restarted: the poller from its
-//! durable checkpoint, the Lambda by the event source mapping retrying the batch it lost.
+//! while, and the host process is killed at random points and restarted: the poller (each run
+//! killed at a random moment after it stored a batch of its own) from its durable checkpoint,
+//! the Lambda by the event source mapping retrying the batch it lost.
 //! At the end every record sent is accounted for by shard and sequence number.
 //!
 //! `WEIR_CAMPAIGN_RECORDS` sets the size (20,000 by default; the README gives the figures of a
@@ -150,6 +151,45 @@ fn start_poller(setup: &Setup, proxy: &FaultProxy, checkpoint: &str, log: &std::
         .expect("weir starts")
 }
 
+/// The checkpoint objects in `bucket`: (key, ETag).
+async fn checkpoints_in(aws: &Aws, bucket: &str) -> Vec<(String, String)> {
+    let listed = aws
+        .s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap();
+    let mut objects: Vec<(String, String)> = listed
+        .contents()
+        .iter()
+        .map(|o| {
+            (
+                o.key().unwrap_or_default().to_owned(),
+                o.e_tag().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect();
+    objects.sort();
+    objects
+}
+
+/// Waits until a checkpoint in `bucket` changes, or the poller has exited.
+async fn wait_for_progress(aws: &Aws, bucket: &str, child: &mut Child) {
+    let before = checkpoints_in(aws, bucket).await;
+    while child.try_wait().unwrap().is_none() {
+        if checkpoints_in(aws, bucket).await != before {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The failed bucket is down from the first kill to the third.
+fn failed_bucket_down(kills: usize) -> bool {
+    (1..3).contains(&kills)
+}
+
 /// The last lines of the poller's log, for a failure message (the log's directory goes away).
 fn log_tail(path: &std::path::Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -179,8 +219,14 @@ async fn campaign_through_the_kinesis_poller_with_kills_and_faults() {
         let mut child = start_poller(&setup, &proxy, &checkpoint, &log);
         runs += 1;
         if kills < setup.scale.kills {
+            // While the failed bucket is up, each killed run first stores a batch of its own
+            // (its checkpoints move), however slow the machine: the kill then lands mid-work,
+            // and the next run resumes from a checkpoint.
+            if !failed_bucket_down(kills) {
+                wait_for_progress(&setup.aws, &checkpoints, &mut child).await;
+            }
             // Anywhere in the run: while reading, transforming, storing or checkpointing.
-            let delay = Duration::from_millis(dice.between(300, 2_500));
+            let delay = Duration::from_millis(dice.between(0, 1_500));
             tokio::time::sleep(delay).await;
             if let Some(status) = child.try_wait().unwrap() {
                 assert!(
@@ -193,8 +239,7 @@ async fn campaign_through_the_kinesis_poller_with_kills_and_faults() {
             child.kill().unwrap();
             child.wait().unwrap();
             kills += 1;
-            // The failed bucket is down from the first kill to the third.
-            proxy.set_unavailable(&setup.failed, (1..3).contains(&kills));
+            proxy.set_unavailable(&setup.failed, failed_bucket_down(kills));
             continue;
         }
         let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
@@ -322,7 +367,11 @@ async fn campaign_through_the_lambda_with_kills_and_faults() {
                 let invoke = api.invoke(event.clone(), Duration::from_secs(120));
                 let kill_now = kills < setup.scale.kills && dice.between(0, 100) < 20;
                 let answer = if kill_now {
-                    let delay = Duration::from_millis(dice.between(5, 400));
+                    // The first kill comes before any answer can: at least one lands mid-batch.
+                    let delay = match kills {
+                        0 => Duration::from_millis(5),
+                        _ => Duration::from_millis(dice.between(5, 400)),
+                    };
                     tokio::select! {
                         answer = invoke => Some(answer),
                         () = tokio::time::sleep(delay) => None,
