@@ -16,7 +16,10 @@ use weir_fuzz::sequence::Position;
 use weir_fuzz::transform::TransformId;
 
 fuzz_target!(|data: &[u8]| {
-    let (key, bytes) = data.split_at(data.len().min(usize::from(data.first().copied().unwrap_or(0) % 32)));
+    let (key, bytes) = data.split_at(
+        data.len()
+            .min(usize::from(data.first().copied().unwrap_or(0) % 32)),
+    );
     let key = String::from_utf8_lossy(key).into_owned();
     let record = Record::new(
         bytes.to_vec(),
@@ -24,7 +27,11 @@ fuzz_target!(|data: &[u8]| {
         Position::from_index(u64::from(data.len() as u32)).with_sub(7),
         Timestamp::from_unix_millis(i64::from(data.len() as u32) * 1_000_003),
     );
-    let failure = Failure::new(ErrorType::Rejected, key.clone(), String::from_utf8_lossy(bytes));
+    let failure = Failure::new(
+        ErrorType::Rejected,
+        key.clone(),
+        String::from_utf8_lossy(bytes),
+    );
     let id = TransformId {
         name: "fuzz".into(),
         sha256: "ab".repeat(32),
@@ -38,7 +45,9 @@ fuzz_target!(|data: &[u8]| {
     push_line(&mut ndjson, &line);
     let object = Gzip::new(1).compress(&ndjson);
     let mut back = Vec::new();
-    GzDecoder::new(&object[..]).read_to_end(&mut back).expect("gzip round trip");
+    GzDecoder::new(&object[..])
+        .read_to_end(&mut back)
+        .expect("gzip round trip");
     let parsed: Envelope =
         serde_json::from_slice(back.strip_suffix(b"\n").expect("one line")).expect("parses");
     assert_eq!(parsed, envelope);

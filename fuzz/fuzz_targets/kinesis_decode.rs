@@ -14,7 +14,10 @@ use weir_fuzz::sequence::Position;
 fuzz_target!(|data: &[u8]| {
     // KPL: arbitrary bytes, and the same bytes behind the magic.
     let mut out = Vec::new();
-    for bytes in [data.to_vec(), [&[0xF3, 0x89, 0x9A, 0xC2][..], data].concat()] {
+    for bytes in [
+        data.to_vec(),
+        [&[0xF3, 0x89, 0x9A, 0xC2][..], data].concat(),
+    ] {
         out.clear();
         push_records(
             bytes.clone(),

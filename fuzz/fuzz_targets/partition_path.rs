@@ -21,13 +21,22 @@ fuzz_target!(|data: &[u8]| {
         })
         .collect();
     let mut path = String::new();
-    if build_path(segments.iter().copied(), &PartitionLimits::default(), &mut path).is_err() {
+    if build_path(
+        segments.iter().copied(),
+        &PartitionLimits::default(),
+        &mut path,
+    )
+    .is_err()
+    {
         return;
     }
     let levels: Vec<&str> = path.split('/').collect();
     assert_eq!(levels.len(), segments.len(), "{path}");
     for (level, (name, value)) in levels.iter().zip(&segments) {
-        assert!(*level != "." && *level != ".." && !level.is_empty(), "{path}");
+        assert!(
+            *level != "." && *level != ".." && !level.is_empty(),
+            "{path}"
+        );
         let (got_name, escaped) = level.split_once('=').expect("every level is name=value");
         assert_eq!(got_name.as_bytes(), *name);
         assert!(
