@@ -5,7 +5,9 @@
 //! retail transform for wasm32-wasip1); `WEIR_BIN` and `WEIR_RETAIL_WASM` override the paths.
 
 pub mod aws;
+pub mod campaign;
 pub mod fault_proxy;
+pub mod hostile;
 mod http_server;
 pub mod lambda_api;
 
@@ -33,6 +35,14 @@ fn profile_dir() -> PathBuf {
     exe.parent()
         .and_then(Path::parent)
         .expect("test binaries live in target/<profile>/deps")
+        .to_owned()
+}
+
+/// The cargo target directory (`target`), where reports go.
+pub fn target_dir() -> PathBuf {
+    profile_dir()
+        .parent()
+        .expect("the profile directory sits in target/")
         .to_owned()
 }
 

@@ -38,6 +38,8 @@ pub mod object;
 pub mod parquet_file;
 pub mod partition;
 pub mod pipeline;
+#[cfg(test)]
+mod properties;
 pub mod record;
 pub mod registry;
 pub mod replay;

@@ -288,6 +288,12 @@ mod tests {
     }
 
     #[test]
+    fn leaves_c1_controls_as_utf8_like_spark() {
+        // Spark escapes only ASCII; U+0085 and U+009F cannot add a level or leave the prefix.
+        assert_eq!(escape_value("a\u{85}b\u{9f}"), "a\u{85}b\u{9f}");
+    }
+
+    #[test]
     fn empty_value_is_the_default_partition() {
         assert_eq!(
             path_of(&[("section", "")]).unwrap(),

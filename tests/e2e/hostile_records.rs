@@ -1,11 +1,17 @@
-//! Hostile partition values and a failing store, through the whole pipeline to local
-//! directories: every file stays under the lake root, one level per partition column, and
-//! what could not be stored is reported by its lowest position.
+//! Hostile partition values, the hostile-input corpus (`tests/data/hostile`) and a failing
+//! store, through the whole pipeline to local directories: every file stays under the lake
+//! root, one level per partition column, every case lands where its manifest says, and what
+//! could not be stored is reported by its lowest position.
 
 use std::sync::Arc;
+use weir::kinesis::push_records;
+use weir::record::{Batch, Timestamp};
 use weir::sequence::Position;
 use weir::transform::{TransformLimits, WasmTransform};
-use weir_tests::{batch_of, echo_section_wat, local_pipeline, read_envelopes, read_objects, wasm};
+use weir_tests::{
+    batch_of, echo_section_wat, hostile, local_pipeline, read_envelopes, read_objects, retail_wasm,
+    wasm,
+};
 
 fn echo() -> Arc<WasmTransform> {
     WasmTransform::from_bytes(
@@ -90,4 +96,118 @@ async fn reports_the_lowest_position_not_stored() {
         "C's first record is the lowest not stored"
     );
     assert_eq!(report.store_errors.len(), 2);
+}
+
+/// `tests/data/hostile`: every case, decoded as a Kinesis record (so KPL aggregates are
+/// de-aggregated) and run through the pipeline with the real retail transform, lands where the
+/// manifest says, with its reason; every lake key stays inside the lake.
+#[tokio::test]
+async fn the_hostile_corpus_lands_where_its_manifest_says() {
+    let manifest = hostile::manifest();
+    assert!(manifest.len() >= 50, "{} cases", manifest.len());
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = local_pipeline(dir.path());
+    let module = std::fs::read(retail_wasm()).unwrap();
+    let transform =
+        Arc::new(WasmTransform::from_bytes("retail", &module, TransformLimits::default()).unwrap());
+    let arrival = Timestamp::from_unix_millis(1_700_000_000_000);
+    let mut cases = Vec::new();
+    for (n, (name, case)) in manifest.iter().enumerate() {
+        let data = hostile::case_bytes(name, case);
+        // One batch per case, so each object's key names its case.
+        let label = format!("case{n}");
+        let mut records = Vec::new();
+        push_records(
+            data.clone(),
+            name.clone(),
+            Position::from_index(7),
+            arrival,
+            &mut records,
+        );
+        let batch = Batch {
+            source: label.clone(),
+            records,
+        };
+        let report = pipeline.process(batch, &transform).await;
+        assert_eq!(report.unstored, None, "{name}: {:?}", report.store_errors);
+        cases.push((name, case, label, data));
+    }
+
+    let lake = read_objects(&dir.path().join("lake"));
+    let envelopes = read_envelopes(&dir.path().join("failed"));
+    for (key, _) in &lake {
+        let label = key.rsplit('/').next().unwrap().split('-').next().unwrap();
+        assert!(
+            hostile::confined(key, label),
+            "{key} leaves the lake layout"
+        );
+    }
+    for (name, case, label, data) in &cases {
+        let here: Vec<&(String, Vec<Vec<u8>>)> = lake
+            .iter()
+            .filter(|(key, _)| {
+                key.rsplit('/')
+                    .next()
+                    .unwrap()
+                    .starts_with(&format!("{label}-"))
+            })
+            .collect();
+        let failed: Vec<&weir::envelope::Envelope> = envelopes
+            .iter()
+            .map(|(_, e)| e)
+            .filter(|e| e.source == *label)
+            .collect();
+        match case["expect"].as_str() {
+            Some("lake") => {
+                let partitions: Vec<&str> = match &case["partition"] {
+                    serde_json::Value::Array(list) => {
+                        list.iter().filter_map(|p| p.as_str()).collect()
+                    }
+                    one => vec![one.as_str().expect("lake cases name their partition")],
+                };
+                let mut found: Vec<&str> = here
+                    .iter()
+                    .map(|(key, _)| key.rsplit_once('/').unwrap().0)
+                    .collect();
+                found.sort();
+                let mut expected = partitions.clone();
+                expected.sort();
+                assert_eq!(found, expected, "{name}");
+                if partitions.len() == 1 && case.get("failed").is_none() {
+                    let mut line = Vec::new();
+                    weir::encode::push_line(&mut line, data);
+                    line.pop();
+                    assert_eq!(here[0].1, [line], "{name}: stored as sent");
+                }
+            }
+            Some("failed") => {
+                assert!(here.is_empty(), "{name}: in the lake too");
+                assert_eq!(failed.len(), 1, "{name}");
+                let envelope = failed[0];
+                assert_eq!(
+                    (envelope.error_type.as_str(), envelope.code.as_str()),
+                    (
+                        case["error_type"].as_str().unwrap(),
+                        case["code"].as_str().unwrap()
+                    ),
+                    "{name}: {}",
+                    envelope.message
+                );
+                assert_eq!(envelope.original().unwrap(), *data, "{name}");
+                assert_eq!(envelope.sequence_number, "7");
+            }
+            other => panic!("{name}: unknown expectation {other:?}"),
+        }
+        // Aggregates with some bad user records: those fail on their own.
+        if let Some(expect) = case.get("failed") {
+            let codes: Vec<&str> = failed.iter().map(|e| e.code.as_str()).collect();
+            assert_eq!(codes, [expect["code"].as_str().unwrap()], "{name}");
+        }
+    }
+    let mut top: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    top.sort();
+    assert_eq!(top, ["failed", "lake"], "nothing was written elsewhere");
 }

@@ -263,3 +263,55 @@ fn partition_values_from_the_guest_are_escaped_by_the_host() {
         ]
     );
 }
+
+/// This process's resident memory, in bytes (Linux).
+fn resident_bytes() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("Linux /proc");
+    let pages: usize = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+#[test]
+fn memory_stays_bounded_when_every_other_record_fills_memory_and_traps() {
+    // Records starting with `b` grow memory to 56 MiB, just under the 64 MiB cap (growing
+    // past it traps at once), write to every page (so the pages are really resident), then
+    // trap; the others are accepted. Each trap replaces the instance: if trapped instances'
+    // memory were kept, 40 bombs would hold over 2 GiB.
+    let bomb = r#"
+      (if (i32.eq (i32.load8_u (i32.const 1024)) (i32.const 98))
+        (then
+          (drop (memory.grow (i32.const 900)))
+          (local.set $key_len (i32.const 0))
+          (loop $touch
+            (i32.store8 (i32.mul (local.get $key_len) (i32.const 65536)) (i32.const 1))
+            (local.set $key_len (i32.add (local.get $key_len) (i32.const 1)))
+            (br_if $touch (i32.lt_u (local.get $key_len) (memory.size))))
+          unreachable))
+      (call $partition (i32.const 16) (i32.const 7) (i32.const 1024) (local.get $data_len))
+      i32.const 0"#;
+    let transform = load(&guest_wat(bomb, "")).unwrap();
+    let records: Vec<&[u8]> = (0..80)
+        .map(|n| if n % 2 == 0 { &b"b"[..] } else { b"ok" })
+        .collect();
+    run(&transform, &records[..4]);
+    let before = resident_bytes();
+    let (accepted, failed) = run(&transform, &records);
+    let grown = resident_bytes().saturating_sub(before);
+    assert_eq!(
+        accepted,
+        ["section=ok"],
+        "the records between the bombs are unaffected"
+    );
+    assert_eq!(failed.len(), 40);
+    assert!(
+        failed
+            .iter()
+            .all(|(i, t, code)| i % 2 == 0 && *t == ErrorType::Trap && code == "unreachable"),
+        "{failed:?}"
+    );
+    assert!(
+        grown < 512 << 20,
+        "resident memory grew by {} MiB over 40 filled-and-trapped instances",
+        grown >> 20
+    );
+}

@@ -86,7 +86,6 @@ pub(crate) async fn play_event_source_mapping(
     mut between: impl AsyncFnMut(&Invocation),
 ) -> Vec<Invocation> {
     use aws_sdk_kinesis::types::ShardIteratorType;
-    use base64::Engine as _;
     let mut invocations = Vec::new();
     let shards = aws
         .kinesis
@@ -128,31 +127,9 @@ pub(crate) async fn play_event_source_mapping(
                 current = answer.next_shard_iterator.unwrap();
                 continue;
             }
-            let records: Vec<Value> = answer
-                .records
-                .iter()
-                .map(|r| {
-                    let arrival = r.approximate_arrival_timestamp.unwrap().as_secs_f64();
-                    json!({
-                        "kinesis": {
-                            "kinesisSchemaVersion": "1.0",
-                            "partitionKey": r.partition_key,
-                            "sequenceNumber": r.sequence_number,
-                            "data": base64::engine::general_purpose::STANDARD.encode(r.data.as_ref()),
-                            "approximateArrivalTimestamp": arrival
-                        },
-                        "eventSource": "aws:kinesis",
-                        "eventVersion": "1.0",
-                        "eventID": format!("{}:{}", shard.shard_id(), r.sequence_number),
-                        "eventName": "aws:kinesis:record",
-                        "invokeIdentityArn": "arn:aws:iam::000000000000:role/weir",
-                        "awsRegion": "us-east-1",
-                        "eventSourceARN": format!("arn:aws:kinesis:us-east-1:000000000000:stream/{stream}")
-                    })
-                })
-                .collect();
+            let event = kinesis_event(stream, shard.shard_id(), &answer.records);
             let response = api
-                .invoke(json!({ "Records": records }), Duration::from_secs(120))
+                .invoke(event, Duration::from_secs(120))
                 .await
                 .expect("the function answers");
             let invocation = Invocation {
@@ -193,6 +170,38 @@ pub(crate) async fn play_event_source_mapping(
         }
     }
     invocations
+}
+
+/// The Lambda event the event source mapping would send for these records of one shard.
+pub(crate) fn kinesis_event(
+    stream: &str,
+    shard: &str,
+    records: &[aws_sdk_kinesis::types::Record],
+) -> Value {
+    use base64::Engine as _;
+    let records: Vec<Value> = records
+        .iter()
+        .map(|r| {
+            let arrival = r.approximate_arrival_timestamp.unwrap().as_secs_f64();
+            json!({
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": r.partition_key,
+                    "sequenceNumber": r.sequence_number,
+                    "data": base64::engine::general_purpose::STANDARD.encode(r.data.as_ref()),
+                    "approximateArrivalTimestamp": arrival
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": format!("{shard}:{}", r.sequence_number),
+                "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": "arn:aws:iam::000000000000:role/weir",
+                "awsRegion": "us-east-1",
+                "eventSourceARN": format!("arn:aws:kinesis:us-east-1:000000000000:stream/{stream}")
+            })
+        })
+        .collect();
+    json!({ "Records": records })
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,6 +1,7 @@
 //! End-to-end tests: the `weir` binary and the host library on real files, the real retail
 //! transform built for wasm32-wasip1, and hand-written hostile guest modules.
 
+mod campaign;
 mod check_command;
 mod compact;
 mod faults;

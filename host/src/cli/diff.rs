@@ -4,7 +4,9 @@ use crate::diff::ShadowRun;
 use crate::handler::BatchSink;
 use crate::pipeline::PipelineConfig;
 use crate::replay::original_batches;
-use crate::source::{BatchLimits, FileSource, Input, PollOptions, StartAt, poll_stream};
+use crate::source::{
+    BatchLimits, Checkpoints, FileSource, Input, PollOptions, StartAt, poll_stream,
+};
 use crate::storage::Store;
 use crate::transform::TransformLimits;
 use anyhow::Context;
@@ -89,7 +91,9 @@ async fn read(input: &str, shadow: &ShadowRun) -> anyhow::Result<()> {
                 max_store_attempts: 1,
             };
             let client = crate::aws::kinesis_client().await;
-            poll_stream(&client, &stream, shadow, options, |_, _| {}).await?;
+            // From the oldest record, every time: a shadow run keeps no checkpoint.
+            let checkpoints = Checkpoints::new(None, &stream);
+            poll_stream(&client, &stream, shadow, &checkpoints, options, |_, _| {}).await?;
         }
         Input::Stdin => anyhow::bail!("a shadow run reads files, streams or failed locations"),
     }

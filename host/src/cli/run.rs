@@ -6,8 +6,9 @@ use crate::handler::Handler;
 use crate::pipeline::{BatchReport, PipelineConfig};
 use crate::sequence::Position;
 use crate::source::{
-    BatchLimits, FileSource, Input, PollOptions, StartAt, StdinSource, poll_stream,
+    BatchLimits, Checkpoints, FileSource, Input, PollOptions, StartAt, StdinSource, poll_stream,
 };
+use crate::storage::Store;
 use anyhow::Context;
 use std::collections::BTreeMap;
 use std::process::ExitCode;
@@ -46,6 +47,10 @@ pub(super) struct RunArgs {
     /// Kinesis: where shards start when there is no checkpoint yet.
     #[arg(long, value_enum, default_value_t = StartAt::TrimHorizon)]
     from: StartAt,
+    /// Kinesis: keep each shard's checkpoint in this directory or s3://bucket/prefix (one small
+    /// JSON object per shard, written after each batch is stored) and resume from it on start.
+    #[arg(long)]
+    checkpoint: Option<String>,
     /// Kinesis: stop once every shard is read to its tip, instead of polling forever.
     #[arg(long)]
     stop_when_idle: bool,
@@ -84,6 +89,14 @@ impl Totals {
         }
     }
 
+    /// A batch of the Kinesis poller: it retries unstored records itself and fails the run
+    /// only when retries run out, so a batch's unstored position is not the run's.
+    fn add_retried(&mut self, source: &str, report: &BatchReport) {
+        let unstored = self.unstored.len();
+        self.add(source, report);
+        self.unstored.truncate(unstored);
+    }
+
     fn summary(&self, elapsed: Duration) -> String {
         let mut summary = format!(
             "{} records: {} stored, {} failed",
@@ -118,6 +131,14 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         max_records: args.batch_size as usize,
         window: Duration::from_millis(args.batch_window_ms),
         ..BatchLimits::default()
+    };
+    let checkpoint_store = match &args.checkpoint {
+        Some(location) => {
+            Some(Arc::new(Store::open(location).await.with_context(
+                || format!("cannot open the checkpoint location {location}"),
+            )?))
+        }
+        None => None,
     };
     let totals = Arc::new(Mutex::new(Totals::default()));
     let record = {
@@ -158,7 +179,15 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                     max_store_attempts: 10,
                 };
                 let client = crate::aws::kinesis_client().await;
-                poll_stream(&client, stream, &handler, options, record.clone())
+                let checkpoints = Checkpoints::new(checkpoint_store.clone(), stream);
+                let totals = Arc::clone(&totals);
+                let record = move |source: &str, report: &BatchReport| {
+                    totals
+                        .lock()
+                        .expect("totals are never poisoned")
+                        .add_retried(source, report)
+                };
+                poll_stream(&client, stream, &handler, &checkpoints, options, record)
                     .await
                     .with_context(|| format!("cannot read kinesis://{stream}"))?;
             }

@@ -2,18 +2,23 @@
 //! event source mapping.
 //!
 //! Each shard is read in order (ListShards, GetShardIterator, GetRecords), cut into the batches
-//! Lambda would build, and handed to the shared [`Handler`](crate::handler::Handler) (or a shadow run's sink). Its report is the checkpoint: when
-//! records could not be stored, the shard resumes from the lowest one after a backoff, exactly
-//! as Lambda retries from a reported item failure. After a reshard, a child shard starts once
-//! all its parents are read to their end, so per-key order holds across the split or merge.
+//! Lambda would build, and handed to the shared [`Handler`](crate::handler::Handler) (or a
+//! shadow run's sink). A shard's checkpoint is the last
+//! position of its last batch stored whole ([`Checkpoints`], durable with `--checkpoint`). When
+//! a batch could not be stored whole, the shard resumes after its checkpoint after a backoff:
+//! the same batch is read again and its objects overwritten under the same keys, where resuming
+//! from the lowest unstored record would cut the batch differently and store duplicates. After
+//! a reshard, a child shard starts once all its parents are read to their end, so per-key order
+//! holds across the split or merge.
 
+use super::checkpoint::{CheckpointError, Checkpoints};
 use super::{BatchLimits, take_batch};
 use crate::handler::BatchSink;
 use crate::kinesis::push_records;
 use crate::pipeline::BatchReport;
 use crate::record::{Batch, Timestamp};
 use crate::sequence::Position;
-use aws_sdk_kinesis::types::{Shard, ShardIteratorType};
+use aws_sdk_kinesis::types::ShardIteratorType;
 use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 use tokio::task::JoinSet;
@@ -56,6 +61,15 @@ pub enum PollError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// A shard's checkpoint could not be read.
+    #[error("cannot read the checkpoint of shard {shard}")]
+    Checkpoint {
+        /// The shard.
+        shard: String,
+        /// Why.
+        #[source]
+        source: CheckpointError,
+    },
     /// A shard's records kept failing to store.
     #[error(
         "shard {shard}: records from sequence number {position} could not be stored after {attempts} attempts: {errors}"
@@ -72,12 +86,13 @@ pub enum PollError {
     },
 }
 
-/// Reads `stream` through `handler` until idle (with `stop_when_idle`) or forever; `on_batch`
-/// sees every batch's report.
+/// Reads `stream` through `handler` until idle (with `stop_when_idle`) or forever, each shard
+/// from its checkpoint in `checkpoints` if it has one; `on_batch` sees every batch's report.
 pub async fn poll_stream(
     client: &aws_sdk_kinesis::Client,
     stream: &str,
     handler: &impl BatchSink,
+    checkpoints: &Checkpoints,
     options: PollOptions,
     on_batch: impl Fn(&str, &BatchReport) + Clone + Send + 'static,
 ) -> Result<(), PollError> {
@@ -99,18 +114,22 @@ pub async fn poll_stream(
                 continue;
             }
             let shard_id = shard.to_owned();
-            let (client, stream, handler, on_batch, start) = (
+            let (client, stream, handler, checkpoints, on_batch, start) = (
                 client.clone(),
                 stream.to_owned(),
                 handler.clone(),
+                checkpoints.clone(),
                 on_batch.clone(),
                 start.clone(),
             );
             running.spawn(async move {
-                let result = poll_shard(
-                    &client, &stream, &shard_id, &handler, start, options, on_batch,
-                )
-                .await;
+                let shard = Shard {
+                    client: &client,
+                    stream: &stream,
+                    id: &shard_id,
+                };
+                let result =
+                    poll_shard(shard, &handler, &checkpoints, start, options, on_batch).await;
                 (shard_id, result)
             });
         }
@@ -127,7 +146,10 @@ pub async fn poll_stream(
 /// The shards that may be read now: those whose parents are read to their end, or no longer
 /// listed (expired, so nothing of them is left to read first). This keeps each partition key's
 /// records in order across a split or a merge.
-fn ready_shards<'a>(shards: &'a [Shard], finished: &HashSet<String>) -> Vec<&'a str> {
+fn ready_shards<'a>(
+    shards: &'a [aws_sdk_kinesis::types::Shard],
+    finished: &HashSet<String>,
+) -> Vec<&'a str> {
     let listed: HashSet<&str> = shards.iter().map(|s| s.shard_id()).collect();
     shards
         .iter()
@@ -152,7 +174,7 @@ enum IteratorAt {
 async fn list_shards(
     client: &aws_sdk_kinesis::Client,
     stream: &str,
-) -> Result<Vec<Shard>, PollError> {
+) -> Result<Vec<aws_sdk_kinesis::types::Shard>, PollError> {
     let mut shards = Vec::new();
     let mut next_token: Option<String> = None;
     loop {
@@ -172,17 +194,43 @@ async fn list_shards(
     }
 }
 
-/// Reads one shard to its end (closed) or, with `stop_when_idle`, to its tip.
+/// One shard of one stream, with the client that reads it.
+#[derive(Clone, Copy)]
+struct Shard<'a> {
+    client: &'a aws_sdk_kinesis::Client,
+    stream: &'a str,
+    id: &'a str,
+}
+
+/// Reads one shard to its end (closed) or, with `stop_when_idle`, to its tip, starting after
+/// its checkpoint if it has one.
 async fn poll_shard(
-    client: &aws_sdk_kinesis::Client,
-    stream: &str,
-    shard: &str,
+    shard: Shard<'_>,
     handler: &impl BatchSink,
+    checkpoints: &Checkpoints,
     start: IteratorAt,
     options: PollOptions,
     on_batch: impl Fn(&str, &BatchReport),
 ) -> Result<(), PollError> {
-    let mut iterator = shard_iterator(client, stream, shard, start).await?;
+    let Shard { client, stream, .. } = shard;
+    let id = shard.id;
+    // Everything up to and including `stored` is durably stored.
+    let mut stored = checkpoints
+        .load(id)
+        .await
+        .map_err(|source| PollError::Checkpoint {
+            shard: id.to_owned(),
+            source,
+        })?;
+    if let Some(position) = &stored {
+        tracing::info!(shard = id, sequence_number = %position, "resuming after the checkpoint");
+    }
+    let resume_at = |stored: &Option<Position>| match stored {
+        // At, not after: the rest of a KPL aggregate may follow the checkpoint.
+        Some(position) => IteratorAt::Sequence(position.sequence_number().to_owned()),
+        None => start.clone(),
+    };
+    let mut iterator = shard_iterator(shard, resume_at(&stored)).await?;
     let mut failed_attempts = 0;
     loop {
         let limit = i32::try_from(options.limits.max_records.min(10_000)).unwrap_or(10_000);
@@ -213,41 +261,50 @@ async fn poll_shard(
                 &mut records,
             );
         }
+        records.retain(|r| stored.as_ref().is_none_or(|s| r.position > *s));
         let mut pending: VecDeque<_> = records.into();
-        let mut checkpoint = None;
+        let mut unstored = None;
         while !pending.is_empty() {
+            let records = take_batch(&mut pending, &options.limits);
+            let last = records.last().map(|r| r.position.clone());
             let batch = Batch {
-                source: shard.to_owned(),
-                records: take_batch(&mut pending, &options.limits),
+                source: id.to_owned(),
+                records,
             };
             let report = handler.handle_batch(batch).await;
-            on_batch(shard, &report);
+            on_batch(id, &report);
             if let Some(position) = report.unstored {
-                checkpoint = Some((position, report.store_errors.join("; ")));
+                unstored = Some((position, report.store_errors.join("; ")));
                 break;
             }
+            stored = last;
+            // Progress: the attempt budget counts failures in a row, not per GetRecords answer
+            // (one answer of KPL aggregates can hold hundreds of batches).
+            failed_attempts = 0;
+            if let Some(position) = &stored
+                && let Err(error) = checkpoints.save(id, position).await
+            {
+                // Late, not wrong: a restart re-reads a little more, into the same keys.
+                tracing::warn!(shard = id, sequence_number = %position, error = %error, "checkpoint not written");
+            }
         }
-        if let Some((position, errors)) = checkpoint {
+        if let Some((position, errors)) = unstored {
             failed_attempts += 1;
             if failed_attempts >= options.max_store_attempts {
                 return Err(PollError::Unstored {
-                    shard: shard.to_owned(),
+                    shard: id.to_owned(),
                     position,
                     attempts: failed_attempts,
                     errors,
                 });
             }
-            tracing::warn!(shard, sequence_number = %position, attempt = failed_attempts, "records not stored; retrying from the checkpoint");
+            tracing::warn!(shard = id, sequence_number = %position, attempt = failed_attempts, "records not stored; retrying after the checkpoint");
             tokio::time::sleep(backoff(failed_attempts)).await;
-            let at = position.sequence_number().to_owned();
-            iterator = shard_iterator(client, stream, shard, IteratorAt::Sequence(at)).await?;
+            iterator = shard_iterator(shard, resume_at(&stored)).await?;
             continue;
         }
-        if got_records {
-            failed_attempts = 0;
-        }
         let Some(next) = answer.next_shard_iterator else {
-            tracing::info!(shard, "shard closed: read to its end");
+            tracing::info!(shard = id, "shard closed: read to its end");
             return Ok(());
         };
         iterator = next;
@@ -261,16 +318,13 @@ async fn poll_shard(
     }
 }
 
-async fn shard_iterator(
-    client: &aws_sdk_kinesis::Client,
-    stream: &str,
-    shard: &str,
-    at: IteratorAt,
-) -> Result<String, PollError> {
-    let request = client
+async fn shard_iterator(shard: Shard<'_>, at: IteratorAt) -> Result<String, PollError> {
+    let stream = shard.stream;
+    let request = shard
+        .client
         .get_shard_iterator()
         .stream_name(stream)
-        .shard_id(shard);
+        .shard_id(shard.id);
     let request = match at {
         IteratorAt::TrimHorizon => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
         IteratorAt::Timestamp(time) => request
@@ -317,8 +371,8 @@ mod tests {
     use super::*;
     use aws_sdk_kinesis::types::{HashKeyRange, SequenceNumberRange};
 
-    fn shard(id: &str, parents: [Option<&str>; 2]) -> Shard {
-        Shard::builder()
+    fn shard(id: &str, parents: [Option<&str>; 2]) -> aws_sdk_kinesis::types::Shard {
+        aws_sdk_kinesis::types::Shard::builder()
             .shard_id(id)
             .set_parent_shard_id(parents[0].map(str::to_owned))
             .set_adjacent_parent_shard_id(parents[1].map(str::to_owned))

@@ -1,13 +1,16 @@
 //! Sources: where records come from and how they are cut into batches.
 //!
 //! Files and directories (`PATH`), NDJSON on stdin (`-`); a Kinesis shard poller
-//! (`kinesis://STREAM`) produces the same [`Batch`]es. Batches are bounded exactly like a
+//! (`kinesis://STREAM`) produces the same [`Batch`]es and keeps per-shard [`Checkpoints`].
+//! Batches are bounded exactly like a
 //! Lambda invocation's: a record count and a payload size.
 
+mod checkpoint;
 mod files;
 mod kinesis;
 mod stdin;
 
+pub use checkpoint::{CheckpointError, Checkpoints};
 pub use files::FileSource;
 pub use kinesis::{PollError, PollOptions, StartAt, poll_stream};
 pub use stdin::{STDIN_LABEL, StdinSource};

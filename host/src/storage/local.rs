@@ -46,6 +46,16 @@ impl LocalStore {
             .expect("file writes do not panic")
     }
 
+    /// The object at `key`, or `None` if there is no such file.
+    pub fn get_if_exists(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let path = self.path_of(key)?;
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StoreError::Io { path, source }),
+        }
+    }
+
     /// Every object key under `prefix` (hidden temporary files excluded), sorted.
     pub fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         Ok(self

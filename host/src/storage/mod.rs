@@ -76,7 +76,8 @@ impl Store {
         }
     }
 
-    /// Writes `body` under `key` as is (compacted objects, manifests): all or nothing.
+    /// Writes `body` under `key` as is (compacted objects, manifests, checkpoints), durably and
+    /// all or nothing, replacing what was there.
     pub async fn put_bytes(
         &self,
         key: &str,
@@ -101,6 +102,15 @@ impl Store {
             Self::Local(store) => store.list_sized(prefix),
             Self::S3(store) => store.list_sized(prefix).await,
             Self::Discard => Ok(Vec::new()),
+        }
+    }
+
+    /// The object at `key`, or `None` if there is none.
+    pub async fn get_if_exists(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        match self {
+            Self::Local(store) => store.get_if_exists(key),
+            Self::S3(store) => store.get_if_exists(key).await,
+            Self::Discard => Ok(None),
         }
     }
 

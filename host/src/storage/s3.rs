@@ -147,6 +147,29 @@ impl S3Store {
         Ok(body.into_bytes().to_vec())
     }
 
+    /// The object at `key`, or `None` if S3 says there is no such key.
+    pub async fn get_if_exists(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let full = format!("{}{key}", self.prefix);
+        let answer = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(&full)
+            .send()
+            .await;
+        let object = match answer {
+            Ok(object) => object,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            Err(e) => return Err(self.error(&full, crate::aws::describe(&e))),
+        };
+        let body = object
+            .body
+            .collect()
+            .await
+            .map_err(|e| self.error(&full, e.to_string()))?;
+        Ok(Some(body.into_bytes().to_vec()))
+    }
+
     /// Removes the object at `key`.
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let full = format!("{}{key}", self.prefix);

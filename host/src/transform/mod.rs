@@ -7,6 +7,7 @@
 mod artifact;
 mod engine;
 mod guest;
+mod id;
 mod imports;
 mod limits;
 mod load;
@@ -16,6 +17,7 @@ mod wasi;
 
 pub use artifact::{Artifact, artifact_key, precompile, publish_targets};
 pub use engine::{LAMBDA_TARGETS, host_target};
+pub use id::TransformId;
 pub use limits::TransformLimits;
 pub use load::{ABI_VERSION, LoadError, WasmTransform};
 pub use output::Output;
@@ -23,24 +25,6 @@ pub use session::WasmSession;
 
 use crate::failure::Failure;
 use crate::record::Record;
-
-/// Which transform processed a record: lineage for object keys, metadata and envelopes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TransformId {
-    /// The transform's name (its file stem, or registry name).
-    pub name: String,
-    /// Lowercase hex sha256 of the module's bytes.
-    pub sha256: String,
-    /// The registry version, when the module came from a registry.
-    pub version: Option<String>,
-}
-
-impl TransformId {
-    /// The first 12 hex digits of the sha256, as object keys carry it.
-    pub fn short(&self) -> &str {
-        &self.sha256[..12.min(self.sha256.len())]
-    }
-}
 
 /// Something that answers for one record at a time: a wasm session, or native code in
 /// benchmarks and tests.
