@@ -91,6 +91,17 @@ async fn account(setup: &Setup, lake_prefix: &str) -> (Tally, Duration) {
     (tally, started.elapsed())
 }
 
+/// Adds the run's own figures (`extra`) to the accounting's, writes the report for `mode`, prints
+/// it and checks the accounting.
+fn report_and_check(mode: &str, mut figures: Value, extra: Value, tally: &Tally) {
+    if let (Some(all), Value::Object(extra)) = (figures.as_object_mut(), extra) {
+        all.extend(extra);
+    }
+    let report = write_report(mode, &figures);
+    println!("campaign ({mode}): {figures}");
+    check(tally, &report);
+}
+
 fn check(tally: &Tally, report: &std::path::Path) {
     assert!(
         tally.lost.is_empty(),
@@ -258,7 +269,7 @@ async fn campaign_through_the_kinesis_poller_with_kills_and_faults() {
     let store_retries = log_text.matches("retrying after the checkpoint").count();
 
     let (tally, accounting_time) = account(&setup, "events/").await;
-    let mut figures = tally_figures(&tally);
+    let figures = tally_figures(&tally);
     let extra = json!({
         "mode": "weir run --input kinesis:// (4 shards, --checkpoint on S3)",
         "kpl_aggregate": setup.scale.aggregate,
@@ -271,13 +282,7 @@ async fn campaign_through_the_kinesis_poller_with_kills_and_faults() {
         "ingest_seconds": ingest.as_secs_f64(),
         "accounting_seconds": accounting_time.as_secs_f64(),
     });
-    figures
-        .as_object_mut()
-        .unwrap()
-        .extend(extra.as_object().unwrap().clone());
-    let report = write_report("poller", &figures);
-    println!("campaign (poller): {figures}");
-    check(&tally, &report);
+    report_and_check("poller", figures, extra, &tally);
     assert!(resumed > 0, "a restart resumed from a checkpoint");
     let stats = proxy.stats();
     assert!(stats.slowed_down > 0 && stats.reset > 0, "{stats:?}");
@@ -408,7 +413,7 @@ async fn campaign_through_the_lambda_with_kills_and_faults() {
     let _ = function.stop();
 
     let (tally, accounting_time) = account(&setup, "events/").await;
-    let mut figures = tally_figures(&tally);
+    let figures = tally_figures(&tally);
     let extra = json!({
         "mode": "Lambda bootstrap under the Runtime API emulator (2 shards)",
         "kpl_aggregate": setup.scale.aggregate,
@@ -420,13 +425,7 @@ async fn campaign_through_the_lambda_with_kills_and_faults() {
         "ingest_seconds": ingest.as_secs_f64(),
         "accounting_seconds": accounting_time.as_secs_f64(),
     });
-    figures
-        .as_object_mut()
-        .unwrap()
-        .extend(extra.as_object().unwrap().clone());
-    let report = write_report("lambda", &figures);
-    println!("campaign (lambda): {figures}");
-    check(&tally, &report);
+    report_and_check("lambda", figures, extra, &tally);
     assert!(item_failures > 0, "storage failures were reported back");
     assert!(kills > 0, "the function was killed mid-invocation");
 }

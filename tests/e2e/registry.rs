@@ -237,6 +237,21 @@ fn layout_module(dir: &Path, tag: &str) -> String {
     path.display().to_string()
 }
 
+/// `weir diff --registry REGISTRY --from FROM --to TO --input INPUTS...`: its report.
+fn diff_versions(registry: &str, from: &str, to: &str, inputs: &[&str]) -> String {
+    let args = [
+        "diff",
+        "--registry",
+        registry,
+        "--from",
+        from,
+        "--to",
+        to,
+        "--input",
+    ];
+    ok(weir(None, &[&args[..], inputs].concat()))
+}
+
 /// Polls until `found` holds (a running host writes asynchronously).
 fn eventually(what: &str, found: impl Fn() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -449,20 +464,12 @@ fn replay_after_fixing_the_transform_recovers_the_failed_records() {
     publish("v2", &retail_wasm().display().to_string());
 
     // A shadow run over the failed location shows what replaying would change.
-    let diff = ok(weir(
-        None,
-        &[
-            "diff",
-            "--registry",
-            &registry,
-            "--from",
-            "retail@v1",
-            "--to",
-            "retail@v2",
-            "--input",
-            failed.to_str().unwrap(),
-        ],
-    ));
+    let diff = diff_versions(
+        &registry,
+        "retail@v1",
+        "retail@v2",
+        &[failed.to_str().unwrap()],
+    );
     let total = before.len();
     assert!(diff.starts_with(&format!("{total} records, ")), "{diff}");
     let recovered = diff
@@ -538,21 +545,7 @@ fn diff_shows_what_a_new_version_would_change() {
         .join("invalid/uuid_empty.json")
         .display()
         .to_string();
-    let report = ok(weir(
-        None,
-        &[
-            "diff",
-            "--registry",
-            &registry,
-            "--from",
-            "retail@v1",
-            "--to",
-            "retail@v2",
-            "--input",
-            &seed,
-            &invalid,
-        ],
-    ));
+    let report = diff_versions(&registry, "retail@v1", "retail@v2", &[&seed, &invalid]);
     assert!(
         report.starts_with("4 records, 4 change outcome"),
         "{report}"
@@ -569,20 +562,7 @@ fn diff_shows_what_a_new_version_would_change() {
         report.contains("e.g. ") && report.contains("log_1.json"),
         "{report}"
     );
-    let same = ok(weir(
-        None,
-        &[
-            "diff",
-            "--registry",
-            &registry,
-            "--from",
-            "retail@v1",
-            "--to",
-            "retail@v1",
-            "--input",
-            &seed,
-        ],
-    ));
+    let same = diff_versions(&registry, "retail@v1", "retail@v1", &[&seed]);
     assert!(same.starts_with("3 records, 0 change outcome"), "{same}");
     // Nothing was written anywhere.
     assert_eq!(
