@@ -5,9 +5,9 @@
 use aws_sdk_kinesis::types::ShardIteratorType;
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
-use weir::envelope::Envelope;
-use weir::record::Timestamp;
-use weir::sequence::Position;
+use weir::lake::envelope::Envelope;
+use weir::source::record::Timestamp;
+use weir::source::sequence::Position;
 
 /// The stand-in's endpoint, from `WEIR_TEST_AWS_ENDPOINT` (set by `scripts/test`).
 pub fn endpoint() -> String {
@@ -160,7 +160,7 @@ impl Aws {
                         .approximate_arrival_timestamp
                         .map_or(0, |t| t.to_millis().expect("a time"));
                     let mut users = Vec::new();
-                    weir::kinesis::push_records(
+                    weir::source::kinesis::push_records(
                         record.data.into_inner(),
                         record.partition_key.unwrap_or_default(),
                         position,
@@ -268,7 +268,7 @@ pub fn account(
                 && e.sub_sequence_number == sub
         });
         let mut line = Vec::new();
-        weir::encode::push_line(&mut line, &record.data);
+        weir::lake::encode::push_line(&mut line, &record.data);
         line.pop();
         let in_lake = lake.iter().any(|(key, lines)| {
             covers(key, &record.shard, &record.position) && lines.contains(&line)
@@ -342,7 +342,7 @@ pub fn check_cases(
             (Some("accept"), None) => {
                 let partition = crate::expected_partition(expect, record.arrival);
                 let mut line = Vec::new();
-                weir::encode::push_line(&mut line, &record.data);
+                weir::lake::encode::push_line(&mut line, &record.data);
                 line.pop();
                 let found = lake.iter().any(|(key, lines)| {
                     key.rsplit_once('/').map(|(dir, _)| dir) == Some(partition.as_str())

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use weir::envelope::Envelope;
+use weir::lake::envelope::Envelope;
 
 /// How big a campaign is: `WEIR_CAMPAIGN_RECORDS` user records (default 20,000), sent as KPL
 /// aggregates of `WEIR_CAMPAIGN_AGGREGATE` (default: enough to keep ~2,000 Kinesis records,
@@ -225,8 +225,8 @@ impl Dice {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use weir::record::Timestamp;
-    use weir::sequence::Position;
+    use weir::source::record::Timestamp;
+    use weir::source::sequence::Position;
 
     fn sent(shard: &str, seq: u64, data: &str) -> SentRecord {
         SentRecord {

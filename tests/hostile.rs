@@ -10,7 +10,7 @@
 use md5::{Digest, Md5};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use weir::kinesis::{UserRecord, aggregate};
+use weir::source::kinesis::{UserRecord, aggregate};
 
 /// The corpus directory.
 pub fn dir() -> std::path::PathBuf {

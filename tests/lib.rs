@@ -90,7 +90,10 @@ pub fn expected_cases() -> std::collections::BTreeMap<String, serde_json::Value>
 }
 
 /// An accepted case's partition path, with the arrival-time placeholders filled in.
-pub fn expected_partition(expect: &serde_json::Value, arrival: weir::record::Timestamp) -> String {
+pub fn expected_partition(
+    expect: &serde_json::Value,
+    arrival: weir::source::record::Timestamp,
+) -> String {
     expect["partition"]
         .as_str()
         .expect("accepted cases name their partition")
@@ -134,33 +137,33 @@ pub fn echo_section_wat() -> String {
 }
 
 /// A batch from source `test` of `values`, numbered from `first`, all arriving at one instant.
-pub fn batch_of(values: &[&[u8]], first: u64) -> weir::record::Batch {
+pub fn batch_of(values: &[&[u8]], first: u64) -> weir::source::record::Batch {
     let records = values
         .iter()
         .zip(first..)
         .map(|(data, n)| {
-            weir::record::Record::new(
+            weir::source::record::Record::new(
                 data.to_vec(),
                 format!("k{n}"),
-                weir::sequence::Position::from_index(n),
-                weir::record::Timestamp::from_unix_millis(1_700_000_000_000),
+                weir::source::sequence::Position::from_index(n),
+                weir::source::record::Timestamp::from_unix_millis(1_700_000_000_000),
             )
         })
         .collect();
-    weir::record::Batch {
+    weir::source::record::Batch {
         source: "test".into(),
         records,
     }
 }
 
 /// A pipeline into `dir/lake` and `dir/failed`, local directories.
-pub fn local_pipeline(dir: &Path) -> weir::pipeline::Pipeline {
+pub fn local_pipeline(dir: &Path) -> weir::batch::pipeline::Pipeline {
     let open = |name| {
         let store =
             weir::storage::LocalStore::open(&dir.join(name)).expect("a temp directory opens");
         std::sync::Arc::new(weir::storage::Store::Local(store))
     };
-    weir::pipeline::Pipeline {
+    weir::batch::pipeline::Pipeline {
         lake: open("lake"),
         failed: open("failed"),
         config: Default::default(),
@@ -220,7 +223,7 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>) {
 }
 
 /// Every failed envelope under `root`, with its object key.
-pub fn read_envelopes(root: &Path) -> Vec<(String, weir::envelope::Envelope)> {
+pub fn read_envelopes(root: &Path) -> Vec<(String, weir::lake::envelope::Envelope)> {
     read_objects(root)
         .into_iter()
         .flat_map(|(key, lines)| {

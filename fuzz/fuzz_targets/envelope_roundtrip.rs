@@ -8,11 +8,11 @@
 use flate2::read::GzDecoder;
 use libfuzzer_sys::fuzz_target;
 use std::io::Read;
-use weir_fuzz::encode::{Gzip, push_line};
-use weir_fuzz::envelope::Envelope;
-use weir_fuzz::failure::{ErrorType, Failure};
-use weir_fuzz::record::{Record, Timestamp};
-use weir_fuzz::sequence::Position;
+use weir_fuzz::lake::encode::{Gzip, push_line};
+use weir_fuzz::lake::envelope::Envelope;
+use weir_fuzz::source::failure::{ErrorType, Failure};
+use weir_fuzz::source::record::{Record, Timestamp};
+use weir_fuzz::source::sequence::Position;
 use weir_fuzz::transform::TransformId;
 
 fuzz_target!(|data: &[u8]| {

@@ -7,9 +7,9 @@
 
 use base64::Engine as _;
 use libfuzzer_sys::fuzz_target;
-use weir_fuzz::kinesis::{KinesisEvent, aggregate, deaggregate, push_records};
-use weir_fuzz::record::Timestamp;
-use weir_fuzz::sequence::Position;
+use weir_fuzz::source::kinesis::{KinesisEvent, aggregate, deaggregate, push_records};
+use weir_fuzz::source::record::Timestamp;
+use weir_fuzz::source::sequence::Position;
 
 fuzz_target!(|data: &[u8]| {
     // KPL: arbitrary bytes, and the same bytes behind the magic.

@@ -8,7 +8,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use weir_fuzz::partition::{DEFAULT_PARTITION, PartitionLimits, build_path};
+use weir_fuzz::lake::partition::{DEFAULT_PARTITION, PartitionLimits, build_path};
 use weir_fuzz::unescape;
 
 fuzz_target!(|data: &[u8]| {

@@ -7,20 +7,27 @@
 
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
-#[path = "../../host/src/encode.rs"]
-pub mod encode;
-#[path = "../../host/src/envelope.rs"]
-pub mod envelope;
-#[path = "../../host/src/failure.rs"]
-pub mod failure;
-#[path = "../../host/src/kinesis/mod.rs"]
-pub mod kinesis;
-#[path = "../../host/src/partition.rs"]
-pub mod partition;
-#[path = "../../host/src/record.rs"]
-pub mod record;
-#[path = "../../host/src/sequence.rs"]
-pub mod sequence;
+pub mod lake {
+    //! What lands in the lake: the pure parts the fuzzers reach.
+    #[path = "../../../host/src/lake/encode.rs"]
+    pub mod encode;
+    #[path = "../../../host/src/lake/envelope.rs"]
+    pub mod envelope;
+    #[path = "../../../host/src/lake/partition.rs"]
+    pub mod partition;
+}
+
+pub mod source {
+    //! Records, positions and Kinesis decoding.
+    #[path = "../../../host/src/source/failure.rs"]
+    pub mod failure;
+    #[path = "../../../host/src/source/kinesis/mod.rs"]
+    pub mod kinesis;
+    #[path = "../../../host/src/source/record.rs"]
+    pub mod record;
+    #[path = "../../../host/src/source/sequence.rs"]
+    pub mod sequence;
+}
 
 #[path = "../../host/src/transform/id.rs"]
 mod transform_id;

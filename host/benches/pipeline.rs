@@ -10,12 +10,12 @@
 use std::hint::black_box;
 use std::path::Path;
 use std::time::Duration;
-use weir::failure::Failure;
-use weir::format::Format;
-use weir::pipeline::{PipelineConfig, encode_batch};
-use weir::record::{Batch, Record, Timestamp};
-use weir::sequence::Position;
-use weir::sort::transform_batch;
+use weir::batch::pipeline::{PipelineConfig, encode_batch};
+use weir::batch::sort::transform_batch;
+use weir::lake::format::Format;
+use weir::source::failure::Failure;
+use weir::source::record::{Batch, Record, Timestamp};
+use weir::source::sequence::Position;
 use weir::transform::{Output, RecordTransform, TransformId, TransformLimits, WasmTransform};
 
 /// The allocator the binaries use.
@@ -112,7 +112,7 @@ fn main() {
     let (encode_1, encode_6) = (encode_at(1), encode_at(6));
     // The same NDJSON objects, compressed with zstd instead.
     let zstd_at = |level| {
-        let mut zstd = weir::encode::Zstd::new(level);
+        let mut zstd = weir::lake::encode::Zstd::new(level);
         let mut ndjson = Vec::new();
         let mut compressed = 0;
         let time = measure(|| {
@@ -121,7 +121,10 @@ fn main() {
                 for group in &sorted.groups {
                     ndjson.clear();
                     for member in &group.members {
-                        weir::encode::push_line(&mut ndjson, &batch.records[member.record].data);
+                        weir::lake::encode::push_line(
+                            &mut ndjson,
+                            &batch.records[member.record].data,
+                        );
                     }
                     compressed += zstd.compress(&ndjson).len();
                 }
@@ -284,14 +287,14 @@ fn lambda_handler(module: &[u8], ndjson: &[u8]) {
         let pipeline = weir::app::pipeline("discard:", "discard:", PipelineConfig::default())
             .await
             .expect("discard opens");
-        weir::handler::Handler::new(
+        weir::batch::handler::Handler::new(
             pipeline,
-            std::sync::Arc::new(weir::active::ActiveTransform::fixed(transform)),
+            std::sync::Arc::new(weir::registry::active::ActiveTransform::fixed(transform)),
             false,
         )
     });
     let parse = measure(|| {
-        let event: weir::kinesis::KinesisEvent =
+        let event: weir::source::kinesis::KinesisEvent =
             serde_json::from_slice(&payload).expect("an event");
         event.records.len()
     });

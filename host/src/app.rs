@@ -1,9 +1,9 @@
 //! Building the application once, at start-up: the transform, the stores and the handler.
 
-use crate::active::ActiveTransform;
+use crate::batch::handler::Handler;
+use crate::batch::pipeline::{Pipeline, PipelineConfig};
 use crate::config::Config;
-use crate::handler::Handler;
-use crate::pipeline::{Pipeline, PipelineConfig};
+use crate::registry::active::ActiveTransform;
 use crate::storage::{Store, StoreError};
 use crate::transform::{LoadError, TransformLimits, WasmTransform};
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! The Lambda's configuration, from environment variables, read and checked once at cold start.
 
-use crate::format::Format;
-use crate::pipeline::PipelineConfig;
+use crate::batch::pipeline::PipelineConfig;
+use crate::lake::format::Format;
 use crate::transform::TransformLimits;
 use std::time::Duration;
 

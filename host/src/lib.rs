@@ -9,42 +9,40 @@
 //!        -> lake objects + failed envelopes -> report (lowest position not stored, if any)
 //! ```
 //!
-//! Validation and partitioning run in sandboxed WebAssembly [`transform`]s; the host builds and
-//! escapes paths ([`partition`]), names objects deterministically ([`object`]), wraps failures
-//! ([`envelope`]) and writes them through a [`storage::Store`]. Pure stages take no wasmtime or
-//! storage types, so they are tested on their own.
+//! The tree follows that flow, one folder per layer:
 //!
-//! Lake objects are gzip'd NDJSON or Parquet ([`format`], [`parquet_file`]); [`compact`]
-//! merges the small per-batch objects of closed partitions afterwards.
+//! ```text
+//! source/     where records come from: records and positions, Kinesis decoding and KPL
+//!             aggregates, files, stdin, the Kinesis shard poller and its checkpoints
+//! transform/  the sandbox: loading and checking modules, per-batch sessions, limits, imports
+//! batch/      how a batch flows: transform + group (sort), encode, store, report (pipeline),
+//!             the handler every deployment mode shares, metrics
+//! lake/       what lands in the lake: partition paths, object keys, encodings, Parquet,
+//!             failed-record envelopes, compaction
+//! storage/    where objects are written: a local directory or S3
+//! registry/   published versions, the active pointer and following it, contract cases,
+//!             shadow runs (diff) and replays
+//! cli/        the `weir` commands; app.rs and config.rs wire the Lambda
+//! ```
+//!
+//! Validation and partitioning run in sandboxed WebAssembly [`transform`]s; the host builds and
+//! escapes paths ([`lake::partition`]), names objects deterministically ([`lake::object`]),
+//! wraps failures ([`lake::envelope`]) and writes them through a [`storage::Store`]. Pure stages
+//! take no wasmtime or storage types, so they are tested on their own.
+//!
+//! Lake objects are gzip'd or zstd'd NDJSON, or Parquet ([`lake::format`]);
+//! [`lake::compact`] merges the small per-batch objects of closed partitions afterwards.
 
-pub mod active;
 pub mod app;
 pub mod aws;
+pub mod batch;
 pub mod cli;
-pub mod compact;
 pub mod config;
-pub mod contract;
-pub mod diff;
-pub mod encode;
-pub mod envelope;
-pub mod event_row;
-pub mod failure;
-pub mod format;
-pub mod handler;
-pub mod kinesis;
+pub mod lake;
 pub mod logging;
-pub mod metrics;
-pub mod object;
-pub mod parquet_file;
-pub mod partition;
-pub mod pipeline;
 #[cfg(test)]
 mod properties;
-pub mod record;
 pub mod registry;
-pub mod replay;
-pub mod sequence;
-pub mod sort;
 pub mod source;
 pub mod storage;
 pub mod transform;

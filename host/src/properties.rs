@@ -3,12 +3,12 @@
 //! and the failed-record envelope's round trip. The fuzzers search far longer; these keep the
 //! properties from regressing in CI.
 
-use crate::envelope::Envelope;
-use crate::failure::{ErrorType, Failure};
-use crate::kinesis::{KinesisEvent, UserRecord, aggregate, deaggregate, push_records};
-use crate::partition::{DEFAULT_PARTITION, PartitionLimits, build_path, escape_value};
-use crate::record::{Record, Timestamp};
-use crate::sequence::Position;
+use crate::lake::envelope::Envelope;
+use crate::lake::partition::{DEFAULT_PARTITION, PartitionLimits, build_path, escape_value};
+use crate::source::failure::{ErrorType, Failure};
+use crate::source::kinesis::{KinesisEvent, UserRecord, aggregate, deaggregate, push_records};
+use crate::source::record::{Record, Timestamp};
+use crate::source::sequence::Position;
 use crate::transform::TransformId;
 use base64::Engine as _;
 use proptest::prelude::*;

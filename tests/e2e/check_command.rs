@@ -3,7 +3,7 @@
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::process::Command;
-use weir::record::Timestamp;
+use weir::source::record::Timestamp;
 use weir_tests::{data_dir, retail_wasm, weir_bin};
 
 #[test]

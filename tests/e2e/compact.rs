@@ -53,7 +53,7 @@ fn records(lake: &Path) -> BTreeMap<String, usize> {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let rows: Vec<String> = if name.ends_with(".parquet") {
             let body = std::fs::read(&path).unwrap();
-            weir::parquet_file::read(body.into())
+            weir::lake::parquet_file::read(body.into())
                 .unwrap()
                 .iter()
                 .map(|row| format!("{row:?}"))

@@ -6,7 +6,7 @@
 use crate::lambda::{Invocation, play_event_source_mapping, start_bootstrap};
 use serde_json::Value;
 use std::cell::Cell;
-use weir::sequence::Position;
+use weir::source::sequence::Position;
 use weir_tests::aws::{Aws, SentRecord, account, endpoint, send_test_data, unique};
 use weir_tests::fault_proxy::{FaultPolicy, FaultProxy};
 use weir_tests::lambda_api::RuntimeApi;
@@ -22,7 +22,7 @@ fn records_of(invocation: &Invocation) -> Vec<SentRecord> {
             position: Position::parse(sequence).unwrap(),
             partition_key: String::new(),
             data: data.clone(),
-            arrival: weir::record::Timestamp::from_unix_millis(0),
+            arrival: weir::source::record::Timestamp::from_unix_millis(0),
         })
         .collect()
 }

@@ -4,9 +4,9 @@
 //! could not be stored is reported by its lowest position.
 
 use std::sync::Arc;
-use weir::kinesis::push_records;
-use weir::record::{Batch, Timestamp};
-use weir::sequence::Position;
+use weir::source::kinesis::push_records;
+use weir::source::record::{Batch, Timestamp};
+use weir::source::sequence::Position;
 use weir::transform::{TransformLimits, WasmTransform};
 use weir_tests::{
     batch_of, echo_section_wat, hostile, local_pipeline, read_envelopes, read_objects, retail_wasm,
@@ -152,7 +152,7 @@ async fn the_hostile_corpus_lands_where_its_manifest_says() {
                     .starts_with(&format!("{label}-"))
             })
             .collect();
-        let failed: Vec<&weir::envelope::Envelope> = envelopes
+        let failed: Vec<&weir::lake::envelope::Envelope> = envelopes
             .iter()
             .map(|(_, e)| e)
             .filter(|e| e.source == *label)
@@ -175,7 +175,7 @@ async fn the_hostile_corpus_lands_where_its_manifest_says() {
                 assert_eq!(found, expected, "{name}");
                 if partitions.len() == 1 && case.get("failed").is_none() {
                     let mut line = Vec::new();
-                    weir::encode::push_line(&mut line, data);
+                    weir::lake::encode::push_line(&mut line, data);
                     line.pop();
                     assert_eq!(here[0].1, [line], "{name}: stored as sent");
                 }

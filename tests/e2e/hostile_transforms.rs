@@ -1,9 +1,9 @@
 //! Broken and malicious guest modules: each is refused at load time with a clear error, or
 //! fails only the records it traps on, which still reach the failed location.
 
-use weir::failure::ErrorType;
-use weir::pipeline::PipelineConfig;
-use weir::sort::transform_batch;
+use weir::batch::pipeline::PipelineConfig;
+use weir::batch::sort::transform_batch;
+use weir::source::failure::ErrorType;
 use weir::transform::{LoadError, TransformLimits, WasmTransform};
 use weir_tests::{batch_of, echo_section_wat, guest_wat, wasm};
 

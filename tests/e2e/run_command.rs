@@ -5,8 +5,8 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use weir::envelope::Envelope;
-use weir::record::Timestamp;
+use weir::lake::envelope::Envelope;
+use weir::source::record::Timestamp;
 use weir_tests::{data_dir, read_envelopes, read_objects, retail_wasm, weir_bin};
 
 const INPUTS: [&str; 4] = ["seed", "valid", "invalid", "events.ndjson"];
@@ -56,7 +56,7 @@ fn stored_line(case: &str) -> Vec<u8> {
         None => data,
     };
     let mut out = Vec::new();
-    weir::encode::push_line(&mut out, &data);
+    weir::lake::encode::push_line(&mut out, &data);
     out.pop();
     out
 }
@@ -285,7 +285,7 @@ fn parquet_output_keeps_every_accepted_event_faithfully() {
         let body = std::fs::read(lake.join(&key)).unwrap();
         assert_eq!(&body[..4], b"PAR1", "{key}");
         let partition = key.rsplit_once('/').unwrap().0.to_owned();
-        for row in weir::parquet_file::read(body.into()).unwrap() {
+        for row in weir::lake::parquet_file::read(body.into()).unwrap() {
             rows.push((partition.clone(), row));
         }
     }

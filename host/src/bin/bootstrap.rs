@@ -4,8 +4,8 @@
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use std::process::ExitCode;
+use weir::batch::handler::Handler;
 use weir::config::Config;
-use weir::handler::Handler;
 
 /// mimalloc: a batch allocates and frees many small buffers, and glibc's allocator cost ~7%
 /// of a Lambda invocation in the benchmark.

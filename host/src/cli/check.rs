@@ -4,9 +4,9 @@
 //! prints is what the lake would get.
 
 use super::TransformOptions;
-use crate::failure::ErrorType;
-use crate::pipeline::PipelineConfig;
-use crate::sort::transform_batch;
+use crate::batch::pipeline::PipelineConfig;
+use crate::batch::sort::transform_batch;
+use crate::source::failure::ErrorType;
 use crate::source::{BatchLimits, FileSource};
 use serde_json::json;
 use std::io::Write;

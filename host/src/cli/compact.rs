@@ -1,6 +1,6 @@
 //! `weir compact`: merge the per-batch objects of closed partitions.
 
-use crate::compact::{CompactOptions, compact};
+use crate::lake::compact::{CompactOptions, compact};
 use crate::storage::Store;
 use anyhow::Context;
 use std::process::ExitCode;

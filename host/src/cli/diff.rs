@@ -1,9 +1,9 @@
 //! `weir diff`: a shadow run of two transform versions over the same events.
 
-use crate::diff::ShadowRun;
-use crate::handler::BatchSink;
-use crate::pipeline::PipelineConfig;
-use crate::replay::original_batches;
+use crate::batch::handler::BatchSink;
+use crate::batch::pipeline::PipelineConfig;
+use crate::registry::diff::ShadowRun;
+use crate::registry::replay::original_batches;
 use crate::source::{
     BatchLimits, Checkpoints, FileSource, Input, PollOptions, StartAt, poll_stream,
 };

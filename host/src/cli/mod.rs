@@ -89,13 +89,13 @@ struct TransformOptions {
     #[arg(long, default_value_t = 1000)]
     deadline_ms: u64,
     /// Records larger than this many bytes go to the failed location untransformed.
-    #[arg(long, default_value_t = crate::pipeline::PipelineConfig::default().max_record_bytes)]
+    #[arg(long, default_value_t = crate::batch::pipeline::PipelineConfig::default().max_record_bytes)]
     max_record_bytes: usize,
 }
 
 impl TransformOptions {
     /// The transform, followed in its registry when one is given.
-    async fn active(&self) -> anyhow::Result<crate::active::ActiveTransform> {
+    async fn active(&self) -> anyhow::Result<crate::registry::active::ActiveTransform> {
         let refresh = std::time::Duration::from_secs(self.refresh);
         Ok(crate::app::active_transform(
             self.registry.as_deref(),

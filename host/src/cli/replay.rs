@@ -1,9 +1,9 @@
 //! `weir replay`: failed records through a (new) transform version, into the lake.
 
 use super::TransformOptions;
-use crate::handler::Handler;
-use crate::pipeline::PipelineConfig;
-use crate::replay::{ReplayFilter, replay};
+use crate::batch::handler::Handler;
+use crate::batch::pipeline::PipelineConfig;
+use crate::registry::replay::{ReplayFilter, replay};
 use crate::storage::Store;
 use anyhow::Context;
 use std::io::IsTerminal;

@@ -1,10 +1,10 @@
 //! `weir run`: ingest files, directories, stdin or a Kinesis stream into the lake.
 
 use super::TransformOptions;
-use crate::failure::ErrorType;
-use crate::handler::Handler;
-use crate::pipeline::{BatchReport, PipelineConfig};
-use crate::sequence::Position;
+use crate::batch::handler::Handler;
+use crate::batch::pipeline::{BatchReport, PipelineConfig};
+use crate::source::failure::ErrorType;
+use crate::source::sequence::Position;
 use crate::source::{
     BatchLimits, Checkpoints, FileSource, Input, PollOptions, StartAt, StdinSource, poll_stream,
 };
@@ -36,10 +36,10 @@ pub(super) struct RunArgs {
     #[arg(long, default_value_t = 200)]
     batch_window_ms: u64,
     /// How lake objects are encoded: gzip'd NDJSON or Parquet (failed records stay NDJSON).
-    #[arg(long, value_enum, default_value_t = crate::format::Format::Json)]
-    format: crate::format::Format,
+    #[arg(long, value_enum, default_value_t = crate::lake::format::Format::Json)]
+    format: crate::lake::format::Format,
     /// Gzip level of NDJSON objects (0-9).
-    #[arg(long, default_value_t = crate::encode::DEFAULT_GZIP_LEVEL, value_parser = clap::value_parser!(u32).range(0..=9))]
+    #[arg(long, default_value_t = crate::lake::encode::DEFAULT_GZIP_LEVEL, value_parser = clap::value_parser!(u32).range(0..=9))]
     gzip_level: u32,
     /// Objects written at once.
     #[arg(long, default_value_t = PipelineConfig::default().store_concurrency)]

@@ -1,8 +1,8 @@
 //! `weir send`: put events from files into a Kinesis stream with PutRecords, as a producer
 //! would, retrying the entries the service refuses.
 
-use crate::kinesis::{UserRecord, aggregate};
-use crate::record::Record;
+use crate::source::kinesis::{UserRecord, aggregate};
+use crate::source::record::Record;
 use crate::source::{BatchLimits, FileSource};
 use anyhow::{Context, bail};
 use aws_sdk_kinesis::primitives::Blob;

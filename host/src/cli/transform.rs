@@ -91,7 +91,7 @@ pub(super) async fn transform(args: TransformArgs) -> anyhow::Result<ExitCode> {
                 let name = target.name.clone();
                 let loaded = crate::transform::WasmTransform::from_bytes(&name, &bytes, limits)
                     .with_context(|| format!("{} is not a usable transform", module.display()))?;
-                let mismatches = crate::contract::run_cases(&loaded, &cases)?;
+                let mismatches = crate::registry::contract::run_cases(&loaded, &cases)?;
                 if !mismatches.is_empty() {
                     bail!(
                         "{} of the contract cases in {} fail, nothing published:\n  {}",

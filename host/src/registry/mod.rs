@@ -10,6 +10,15 @@
 //! Versions are written once (create-if-absent); the pointer is replaced only if it is still
 //! what the writer read, so two publishers never silently overwrite each other. A module is
 //! verified against its manifest's sha256 every time it is fetched.
+//!
+//! Around the store: [`active`] follows a name's active version in a running host, [`contract`]
+//! checks a version against sample cases before it is published, [`diff`] shadow-runs two
+//! versions over the same records, and [`replay`] runs failed records through a new one.
+
+pub mod active;
+pub mod contract;
+pub mod diff;
+pub mod replay;
 
 mod backend;
 mod error;
@@ -77,7 +86,7 @@ impl Registry {
             size: module.len(),
             fuel_per_record: limits.fuel_per_record,
             memory_bytes: limits.memory_bytes,
-            published_at: crate::record::now().to_string(),
+            published_at: crate::source::record::now().to_string(),
             description,
             artifacts: artifacts
                 .iter()

@@ -13,8 +13,8 @@
 //! checkpoint that cannot be written is only late, never wrong, so the poller logs it and goes
 //! on; the next batch writes a newer one.
 
-use crate::record::source_label;
-use crate::sequence::Position;
+use crate::source::record::source_label;
+use crate::source::sequence::Position;
 use crate::storage::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;

@@ -7,8 +7,8 @@
 //! object keys, which overwrite rather than duplicate.
 
 use super::{BatchLimits, is_ndjson, take_batch};
-use crate::record::{Batch, Record, Timestamp, source_label};
-use crate::sequence::Position;
+use crate::source::record::{Batch, Record, Timestamp, source_label};
+use crate::source::sequence::Position;
 use sha2::{Digest, Sha256};
 use std::collections::VecDeque;
 use std::io;

@@ -1,18 +1,24 @@
-//! Sources: where records come from and how they are cut into batches.
+//! Where records come from: the [`record::Record`]s and [`record::Batch`]es every source
+//! produces, their positions ([`sequence`]), Kinesis decoding and KPL aggregates ([`kinesis`]),
+//! and the sources that cut them into batches.
 //!
 //! Files and directories (`PATH`), NDJSON on stdin (`-`); a Kinesis shard poller
-//! (`kinesis://STREAM`) produces the same [`Batch`]es and keeps per-shard [`Checkpoints`].
-//! Batches are bounded exactly like a
-//! Lambda invocation's: a record count and a payload size.
+//! (`kinesis://STREAM`) produces the same batches and keeps per-shard [`Checkpoints`].
+//! Batches are bounded exactly like a Lambda invocation's: a record count and a payload size.
+
+pub mod failure;
+pub mod kinesis;
+pub mod record;
+pub mod sequence;
 
 mod checkpoint;
 mod files;
-mod kinesis;
+mod poller;
 mod stdin;
 
 pub use checkpoint::{CheckpointError, Checkpoints};
 pub use files::FileSource;
-pub use kinesis::{PollError, PollOptions, StartAt, poll_stream};
+pub use poller::{PollError, PollOptions, StartAt, poll_stream};
 pub use stdin::{STDIN_LABEL, StdinSource};
 
 use std::path::PathBuf;
@@ -82,9 +88,9 @@ pub fn is_ndjson(path: &std::path::Path) -> bool {
 
 /// Cuts the front of `pending` into a batch within `limits`.
 fn take_batch(
-    pending: &mut std::collections::VecDeque<crate::record::Record>,
+    pending: &mut std::collections::VecDeque<crate::source::record::Record>,
     limits: &BatchLimits,
-) -> Vec<crate::record::Record> {
+) -> Vec<crate::source::record::Record> {
     let mut bytes = 0;
     let mut batch = Vec::new();
     while let Some(record) = pending.front() {

@@ -4,8 +4,8 @@
 //! line has arrived for the batch window, so a live pipe is ingested as it flows, not at EOF.
 
 use super::BatchLimits;
-use crate::record::{Batch, Record};
-use crate::sequence::Position;
+use crate::source::record::{Batch, Record};
+use crate::source::sequence::Position;
 use std::io::{self, BufRead};
 use tokio::sync::mpsc;
 
@@ -34,7 +34,10 @@ impl StdinSource {
         std::thread::spawn(move || read_lines(reader, &sender));
         // Lines are numbered from 1 on every run, so the run's start time keeps one run's
         // objects from overwriting another's.
-        let label = format!("{STDIN_LABEL}-{}", crate::record::now().unix_millis());
+        let label = format!(
+            "{STDIN_LABEL}-{}",
+            crate::source::record::now().unix_millis()
+        );
         Self {
             label,
             lines,
@@ -108,7 +111,7 @@ fn read_lines(mut reader: impl BufRead, sender: &mpsc::Sender<io::Result<Record>
             data.to_vec(),
             format!("{STDIN_LABEL}:{line_number}"),
             Position::from_index(line_number),
-            crate::record::now(),
+            crate::source::record::now(),
         );
         if sender.blocking_send(Ok(record)).is_err() {
             return;

@@ -1,7 +1,7 @@
 //! A local directory as lake or failed location.
 
 use super::StoreError;
-use crate::object::Object;
+use crate::lake::object::Object;
 use std::io::Write;
 use std::path::{Component, Path, PathBuf};
 

@@ -7,7 +7,7 @@ mod s3;
 pub use local::LocalStore;
 pub use s3::S3Store;
 
-use crate::object::Object;
+use crate::lake::object::Object;
 
 /// Why an object could not be stored.
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,7 @@
 //! An S3 bucket and prefix as lake or failed location.
 
 use super::StoreError;
-use crate::object::Object;
+use crate::lake::object::Object;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::ChecksumAlgorithm;
 

@@ -10,9 +10,9 @@
 //! empty turns the cache off), so it compiles once per machine rather than once per process.
 //! Cached bytes carry their own sha256 and are checked before wasmtime trusts them.
 
-use super::LoadError;
 use super::engine::{LAMBDA_TARGETS, engine, engine_for, host_target};
-use super::load::hex;
+use super::error::LoadError;
+use super::id::hex;
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
 use wasmtime::{Engine, Module};

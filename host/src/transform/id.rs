@@ -18,3 +18,8 @@ impl TransformId {
         &self.sha256[..12.min(self.sha256.len())]
     }
 }
+
+/// Lowercase hex of `bytes`.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,73 +1,15 @@
 //! Loading a transform module: read, verify, compile, check the ABI, link once.
 
+use super::ABI_VERSION;
 use super::engine::engine;
+use super::error::LoadError;
 use super::guest::GuestState;
+use super::id::hex;
 use super::limits::TransformLimits;
 use super::{TransformId, artifact, imports, wasi};
 use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use wasmtime::{ExternType, FuncType, InstancePre, Linker, Module, ValType};
-
-/// The ABI version this host speaks.
-pub const ABI_VERSION: u32 = 1;
-
-/// Why a module cannot be used as a transform. Raised at load time, never mid-batch.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    /// The file could not be read.
-    #[error("cannot read transform {path}")]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The module exceeds [`TransformLimits::max_module_bytes`].
-    #[error("transform module is {size} bytes, the limit is {max}")]
-    TooLarge {
-        /// Its size.
-        size: usize,
-        /// The limit.
-        max: usize,
-    },
-    /// Not a valid WebAssembly module.
-    #[error("not a valid WebAssembly module: {0}")]
-    NotWasm(String),
-    /// Built against another ABI version.
-    #[error("the module speaks Weir ABI version {found}, this host speaks version {ABI_VERSION}")]
-    WrongAbi {
-        /// The version the module declares.
-        found: u32,
-    },
-    /// No Weir ABI marker at all.
-    #[error(
-        "not a Weir transform: the module exports no `weir_v{ABI_VERSION}_init` (build it with weir-guest-sdk's `export!`)"
-    )]
-    NotATransform,
-    /// A required export is missing or has the wrong type.
-    #[error("the module must export `{name}` as {expected}")]
-    BadExport {
-        /// The export's name.
-        name: &'static str,
-        /// What it must be.
-        expected: &'static str,
-    },
-    /// The module imports something transforms may not use.
-    #[error(
-        "the module imports `{module}::{name}`, which transforms may not use (only weir_v1 and a deterministic WASI subset: no files, network, environment or clock)"
-    )]
-    ForbiddenImport {
-        /// The import's module.
-        module: String,
-        /// The import's name.
-        name: String,
-    },
-    /// Linking or a trial instantiation failed (e.g. an import of the wrong type, an initial
-    /// memory over the cap, a trap in the module's initialiser).
-    #[error("the module cannot be instantiated: {0}")]
-    Instantiate(String),
-}
 
 /// A compiled, checked transform, ready to instantiate cheaply once per batch.
 pub struct WasmTransform {
@@ -243,9 +185,4 @@ fn check_imports(module: &Module) -> Result<(), LoadError> {
         }
     }
     Ok(())
-}
-
-/// Lowercase hex of `bytes`.
-pub(super) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

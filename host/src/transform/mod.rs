@@ -6,6 +6,7 @@
 
 mod artifact;
 mod engine;
+mod error;
 mod guest;
 mod id;
 mod imports;
@@ -17,14 +18,18 @@ mod wasi;
 
 pub use artifact::{Artifact, artifact_key, precompile, publish_targets};
 pub use engine::{LAMBDA_TARGETS, host_target};
+pub use error::LoadError;
 pub use id::TransformId;
 pub use limits::TransformLimits;
-pub use load::{ABI_VERSION, LoadError, WasmTransform};
+pub use load::WasmTransform;
 pub use output::Output;
 pub use session::WasmSession;
 
-use crate::failure::Failure;
-use crate::record::Record;
+/// The ABI version this host speaks.
+pub const ABI_VERSION: u32 = 1;
+
+use crate::source::failure::Failure;
+use crate::source::record::Record;
 
 /// Something that answers for one record at a time: a wasm session, or native code in
 /// benchmarks and tests.

@@ -6,8 +6,8 @@ use super::engine::deadline_ticks;
 use super::guest::{GuestState, HostTrap};
 use super::load::WasmTransform;
 use super::output::Output;
-use crate::failure::{ErrorType, Failure};
-use crate::record::Record;
+use crate::source::failure::{ErrorType, Failure};
+use crate::source::record::Record;
 use wasmtime::{Memory, Store, Trap, TypedFunc};
 
 /// Runs one batch's records through a [`WasmTransform`].

@@ -7,10 +7,10 @@
 //! object removed. Keys are deterministic, so an interrupted or repeated replay overwrites
 //! rather than duplicates, and objects already judged by this very version are left alone.
 
-use crate::envelope::Envelope;
-use crate::handler::Handler;
-use crate::record::{Batch, Record, Timestamp};
-use crate::sequence::Position;
+use crate::batch::handler::Handler;
+use crate::lake::envelope::Envelope;
+use crate::source::record::{Batch, Record, Timestamp};
+use crate::source::sequence::Position;
 use crate::storage::{Store, StoreError};
 use flate2::read::MultiGzDecoder;
 use std::io::Read;

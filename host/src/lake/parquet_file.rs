@@ -7,7 +7,7 @@
 //! default, and decompresses fastest; the files are small per batch and merged by
 //! `weir compact`.
 
-use crate::event_row::EventRow;
+use crate::lake::event_row::EventRow;
 use parquet::basic::{Compression, LogicalType, Repetition, Type as Physical};
 use parquet::data_type::{ByteArray, ByteArrayType};
 use parquet::file::properties::WriterProperties;
@@ -181,7 +181,7 @@ fn schema<'a>(metadata: impl Iterator<Item = &'a str>) -> Result<Type, ParquetEr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event_row::split;
+    use crate::lake::event_row::split;
 
     #[test]
     fn round_trips_rows_with_different_metadata_fields() {

@@ -14,7 +14,7 @@ pub enum Format {
     /// about 20% smaller; PySpark (Hadoop 3.5) and DuckDB read it natively.
     JsonZstd,
     /// Parquet, snappy-compressed: `metadata` fields as columns, `payload` as JSON text
-    /// (`.parquet`; see [`crate::parquet_file`]).
+    /// (`.parquet`; see [`crate::lake::parquet_file`]).
     Parquet,
 }
 
@@ -25,7 +25,7 @@ impl Format {
     /// The object file extension, without the dot.
     pub fn extension(self) -> &'static str {
         match self {
-            Self::Json => crate::encode::EXTENSION,
+            Self::Json => crate::lake::encode::EXTENSION,
             Self::JsonZstd => "json.zst",
             Self::Parquet => "parquet",
         }
@@ -34,7 +34,7 @@ impl Format {
     /// The objects' `Content-Type`.
     pub fn content_type(self) -> &'static str {
         match self {
-            Self::Json | Self::JsonZstd => crate::encode::CONTENT_TYPE,
+            Self::Json | Self::JsonZstd => crate::lake::encode::CONTENT_TYPE,
             Self::Parquet => "application/vnd.apache.parquet",
         }
     }
@@ -42,7 +42,7 @@ impl Format {
     /// The objects' `Content-Encoding`, if any: Parquet compresses inside the file.
     pub fn content_encoding(self) -> Option<&'static str> {
         match self {
-            Self::Json => Some(crate::encode::CONTENT_ENCODING),
+            Self::Json => Some(crate::lake::encode::CONTENT_ENCODING),
             Self::JsonZstd => Some("zstd"),
             Self::Parquet => None,
         }

@@ -1,11 +1,11 @@
 //! Shadow runs: two transform versions over the same records, writing nothing, to show what a
 //! new version would change before it is activated.
 
-use crate::failure::ErrorType;
-use crate::handler::BatchSink;
-use crate::pipeline::{BatchReport, PipelineConfig};
-use crate::record::Batch;
-use crate::sort::{Sorted, transform_batch};
+use crate::batch::handler::BatchSink;
+use crate::batch::pipeline::{BatchReport, PipelineConfig};
+use crate::batch::sort::{Sorted, transform_batch};
+use crate::source::failure::ErrorType;
+use crate::source::record::Batch;
 use crate::transform::WasmTransform;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,7 @@
 //! Per-batch metrics as CloudWatch Embedded Metric Format: one JSON line on stdout per batch,
 //! which CloudWatch turns into metrics without an API call from the function.
 
-use crate::pipeline::BatchReport;
+use crate::batch::pipeline::BatchReport;
 use serde_json::{Map, Value, json};
 
 /// The CloudWatch namespace of Weir's metrics.
@@ -102,7 +102,7 @@ fn millis(duration: std::time::Duration) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::failure::ErrorType;
+    use crate::source::failure::ErrorType;
 
     #[test]
     fn declares_every_value_it_carries() {

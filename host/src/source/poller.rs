@@ -2,7 +2,7 @@
 //! event source mapping.
 //!
 //! Each shard is read in order (ListShards, GetShardIterator, GetRecords), cut into the batches
-//! Lambda would build, and handed to the shared [`Handler`](crate::handler::Handler) (or a
+//! Lambda would build, and handed to the shared [`Handler`](crate::batch::handler::Handler) (or a
 //! shadow run's sink). A shard's checkpoint is the last
 //! position of its last batch stored whole ([`Checkpoints`], durable with `--checkpoint`). When
 //! a batch could not be stored whole, the shard resumes after its checkpoint after a backoff:
@@ -13,11 +13,11 @@
 
 use super::checkpoint::{CheckpointError, Checkpoints};
 use super::{BatchLimits, take_batch};
-use crate::handler::BatchSink;
-use crate::kinesis::push_records;
-use crate::pipeline::BatchReport;
-use crate::record::{Batch, Timestamp};
-use crate::sequence::Position;
+use crate::batch::handler::BatchSink;
+use crate::batch::pipeline::BatchReport;
+use crate::source::kinesis::push_records;
+use crate::source::record::{Batch, Timestamp};
+use crate::source::sequence::Position;
 use aws_sdk_kinesis::types::ShardIteratorType;
 use std::collections::{HashSet, VecDeque};
 use std::time::Duration;

@@ -1,12 +1,12 @@
 //! The batch handler every deployment mode shares: the Lambda, the Kinesis shard poller and
 //! `weir run` on files all hand it batches and act on its answer.
 
-use crate::active::ActiveTransform;
-use crate::kinesis::{KinesisEvent, batches_from_event};
-use crate::metrics::emf_line;
-use crate::pipeline::{BatchReport, Pipeline};
-use crate::record::Batch;
-use crate::sequence::InvalidSequenceNumber;
+use crate::batch::metrics::emf_line;
+use crate::batch::pipeline::{BatchReport, Pipeline};
+use crate::registry::active::ActiveTransform;
+use crate::source::kinesis::{KinesisEvent, batches_from_event};
+use crate::source::record::Batch;
+use crate::source::sequence::InvalidSequenceNumber;
 
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use std::sync::Arc;
@@ -52,7 +52,7 @@ impl Handler {
         let report = self.pipeline.process(batch, &transform).await;
         let load_failures = self.transform.take_load_failures();
         if self.emit_metrics {
-            let now = crate::record::now().unix_millis();
+            let now = crate::source::record::now().unix_millis();
             println!(
                 "{}",
                 emf_line(&report, &transform.id().name, load_failures, now)

@@ -4,9 +4,9 @@
 //! transform version, so a redelivered batch overwrites its own objects instead of adding
 //! duplicates, and every object says where its records came from.
 
-use crate::failure::ErrorType;
-use crate::format::Format;
-use crate::sequence::Position;
+use crate::lake::format::Format;
+use crate::source::failure::ErrorType;
+use crate::source::sequence::Position;
 use crate::transform::TransformId;
 
 /// Where an object goes.

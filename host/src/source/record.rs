@@ -1,7 +1,7 @@
 //! Records and batches: what sources produce and the pipeline consumes.
 
-use crate::failure::Failure;
-use crate::sequence::Position;
+use crate::source::failure::Failure;
+use crate::source::sequence::Position;
 pub use weir_guest_sdk::Timestamp;
 
 /// One event as it arrived: its bytes and where it came from.

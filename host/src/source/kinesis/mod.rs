@@ -9,9 +9,9 @@ mod kpl;
 pub use event::{EventRecord, KinesisData, KinesisEvent};
 pub use kpl::{KplError, UserRecord, aggregate, deaggregate, is_aggregate};
 
-use crate::failure::{ErrorType, Failure};
-use crate::record::{Batch, Record, Timestamp};
-use crate::sequence::{InvalidSequenceNumber, Position};
+use crate::source::failure::{ErrorType, Failure};
+use crate::source::record::{Batch, Record, Timestamp};
+use crate::source::sequence::{InvalidSequenceNumber, Position};
 
 /// Appends the record's user records to `out`: itself, or, for a KPL aggregate, each user
 /// record with its sub-sequence number. A broken aggregate is kept whole, marked undecodable.
@@ -62,7 +62,7 @@ fn shard_of(event_id: Option<&str>) -> &str {
 pub fn batches_from_event(event: KinesisEvent) -> Result<Vec<Batch>, InvalidSequenceNumber> {
     let mut batches: Vec<Batch> = Vec::new();
     for record in event.records {
-        let shard = crate::record::source_label(shard_of(record.event_id.as_deref()));
+        let shard = crate::source::record::source_label(shard_of(record.event_id.as_deref()));
         let kinesis = record.kinesis;
         let position = Position::parse(&kinesis.sequence_number)?;
         let arrival = Timestamp::from_unix_millis(kinesis.arrival_millis);

@@ -29,7 +29,7 @@ pub use plan::{
     partitions,
 };
 
-use crate::format::Format;
+use crate::lake::format::Format;
 use crate::storage::{Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;

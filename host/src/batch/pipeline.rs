@@ -1,19 +1,19 @@
-//! The batch pipeline: check -> transform -> partition ([`crate::sort`]) -> encode -> store ->
+//! The batch pipeline: check -> transform -> partition ([`crate::batch::sort`]) -> encode -> store ->
 //! report.
 //!
 //! Every record of a batch ends in exactly one place: a lake object, a failed object, or (when
 //! storing fails) the report's lowest unstored position, which the caller retries from. Record
 //! failures are data; only storage problems make a batch incomplete.
 
-use crate::encode::{self, DEFAULT_GZIP_LEVEL};
-use crate::envelope::Envelope;
-use crate::failure::{ErrorType, Failure};
-use crate::format::Format;
-use crate::object::{self, Destination, Object};
-use crate::partition::PartitionLimits;
-use crate::record::Batch;
-use crate::sequence::Position;
-use crate::sort::{Sorted, transform_batch};
+pub use crate::batch::config::PipelineConfig;
+use crate::batch::sort::{Sorted, transform_batch};
+use crate::lake::encode;
+use crate::lake::envelope::Envelope;
+use crate::lake::format::Format;
+use crate::lake::object::{self, Destination, Object};
+use crate::source::failure::{ErrorType, Failure};
+use crate::source::record::Batch;
+use crate::source::sequence::Position;
 use crate::storage::Store;
 use crate::transform::WasmTransform;
 use crate::transform::{RecordTransform, TransformId};
@@ -21,33 +21,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::Instrument;
-
-/// Bounds and encoding settings for batches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PipelineConfig {
-    /// Records larger than this go to the failed location without reaching the transform.
-    pub max_record_bytes: usize,
-    /// Bounds on partition paths.
-    pub partition: PartitionLimits,
-    /// Gzip level for gzip'd NDJSON objects.
-    pub gzip_level: u32,
-    /// How lake objects are encoded (failed objects are always gzip'd NDJSON).
-    pub format: Format,
-    /// Objects written at once.
-    pub store_concurrency: usize,
-}
-
-impl Default for PipelineConfig {
-    fn default() -> Self {
-        Self {
-            max_record_bytes: 1 << 20,
-            partition: PartitionLimits::default(),
-            gzip_level: DEFAULT_GZIP_LEVEL,
-            format: Format::Json,
-            store_concurrency: 16,
-        }
-    }
-}
 
 /// What happened to a batch.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -103,8 +76,8 @@ pub fn encode_batch(
                     .compress(&ndjson)
             }
             Format::Parquet => {
-                let rows: Vec<_> = lines.map(crate::event_row::split).collect();
-                crate::parquet_file::write(&rows)
+                let rows: Vec<_> = lines.map(crate::lake::event_row::split).collect();
+                crate::lake::parquet_file::write(&rows)
                     .expect("string columns of valid names always encode into memory")
             }
         };

@@ -1,7 +1,7 @@
 //! What compaction merges: closed partitions, their small objects in chunks, and the keys of
 //! outputs and manifests. Pure: keys and sizes in, plans out.
 
-use crate::format::Format;
+use crate::lake::format::Format;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::time::Duration;

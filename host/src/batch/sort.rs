@@ -1,10 +1,10 @@
 //! Sorting a batch by outcome: each record is size-checked, transformed, and either grouped
 //! under its escaped partition path or set aside as a failure with its reason.
 
-use crate::failure::{ErrorType, Failure};
-use crate::partition::build_path;
-use crate::pipeline::PipelineConfig;
-use crate::record::{Batch, Record};
+use crate::batch::config::PipelineConfig;
+use crate::lake::partition::build_path;
+use crate::source::failure::{ErrorType, Failure};
+use crate::source::record::{Batch, Record};
 use crate::transform::RecordTransform;
 use std::collections::HashMap;
 use std::ops::Range;

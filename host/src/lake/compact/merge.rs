@@ -1,10 +1,10 @@
 //! Merging objects: decode each source, concatenate, encode once; and the check that an
 //! object holds exactly the records it should. Pure: bytes in, bytes out.
 
-use crate::encode::{DEFAULT_ZSTD_LEVEL, Gzip, Zstd};
-use crate::event_row::EventRow;
-use crate::format::Format;
-use crate::parquet_file::{self, ParquetError};
+use crate::lake::encode::{DEFAULT_ZSTD_LEVEL, Gzip, Zstd};
+use crate::lake::event_row::EventRow;
+use crate::lake::format::Format;
+use crate::lake::parquet_file::{self, ParquetError};
 use std::io::Read;
 
 /// Decoded records of one format.
@@ -96,7 +96,7 @@ impl Records {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event_row::split;
+    use crate::lake::event_row::split;
 
     #[test]
     fn merges_ndjson_objects_and_reads_them_back_identically() {

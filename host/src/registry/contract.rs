@@ -8,10 +8,10 @@
 //! modification time), `{"outcome": "reject", "code": "…"}`, or
 //! `{"outcome": "failed", "error_type": "…"}` for records the host refuses.
 
-use crate::failure::ErrorType;
-use crate::pipeline::PipelineConfig;
-use crate::record::Record;
-use crate::sort::transform_batch;
+use crate::batch::pipeline::PipelineConfig;
+use crate::batch::sort::transform_batch;
+use crate::source::failure::ErrorType;
+use crate::source::record::Record;
 use crate::source::{BatchLimits, FileSource};
 use crate::transform::WasmTransform;
 use serde_json::Value;
@@ -57,7 +57,7 @@ pub fn run_cases(transform: &WasmTransform, dir: &Path) -> Result<Vec<String>, C
             case: case.clone(),
             source,
         })?;
-        let batch = crate::record::Batch {
+        let batch = crate::source::record::Batch {
             source: "contract".into(),
             records: vec![record],
         };

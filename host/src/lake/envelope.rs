@@ -1,8 +1,8 @@
 //! The failed-record envelope: one NDJSON line per record that did not reach the lake, with the
 //! reason, the lineage and the original bytes (base64, so they are recoverable exactly).
 
-use crate::failure::Failure;
-use crate::record::Record;
+use crate::source::failure::Failure;
+use crate::source::record::Record;
 use crate::transform::TransformId;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -81,9 +81,9 @@ impl Envelope {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::failure::ErrorType;
-    use crate::record::Timestamp;
-    use crate::sequence::Position;
+    use crate::source::failure::ErrorType;
+    use crate::source::record::Timestamp;
+    use crate::source::sequence::Position;
 
     #[test]
     fn original_bytes_round_trip_exactly() {
