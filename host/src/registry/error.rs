@@ -77,3 +77,16 @@ pub enum RegistryError {
         message: String,
     },
 }
+
+impl From<crate::storage::VersionedError> for RegistryError {
+    fn from(error: crate::storage::VersionedError) -> Self {
+        use crate::storage::VersionedError as E;
+        match error {
+            E::InvalidUri(uri) => Self::InvalidUri(uri),
+            E::Exists(key) => Self::Exists(key),
+            E::Conflict(key) => Self::Conflict(key),
+            E::Io { path, source } => Self::Io { path, source },
+            E::S3 { location, message } => Self::S3 { location, message },
+        }
+    }
+}

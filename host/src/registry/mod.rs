@@ -20,7 +20,6 @@ pub mod contract;
 pub mod diff;
 pub mod replay;
 
-mod backend;
 mod error;
 mod layout;
 
@@ -29,23 +28,24 @@ pub use layout::{Active, Manifest};
 
 use layout::{active_key, artifact_path, check_name, manifest_key, module_key};
 
+use crate::storage::VersionedStore;
+use crate::transform::hex;
 use crate::transform::{
     ABI_VERSION, TransformLimits, WasmTransform, artifact_key, precompile, publish_targets,
 };
-use backend::{Backend, hex};
 use sha2::{Digest, Sha256};
 
 /// A registry at a URI.
 #[derive(Debug, Clone)]
 pub struct Registry {
-    backend: Backend,
+    files: VersionedStore,
 }
 
 impl Registry {
     /// Opens a local directory or `s3://bucket[/prefix]`.
     pub async fn open(uri: &str) -> Result<Self, RegistryError> {
         Ok(Self {
-            backend: Backend::open(uri).await?,
+            files: VersionedStore::open(uri).await?,
         })
     }
 
@@ -95,14 +95,14 @@ impl Registry {
         };
         let json = serde_json::to_vec_pretty(&manifest).expect("a manifest serialises");
         // The manifest goes last: a version without one is not published.
-        self.backend
+        self.files
             .create(&module_key(name, version), module)
             .await?;
         for artifact in &artifacts {
             let path = artifact_path(name, version, &artifact.key);
-            self.backend.create(&path, &artifact.bytes).await?;
+            self.files.create(&path, &artifact.bytes).await?;
         }
-        self.backend
+        self.files
             .create(&manifest_key(name, version), &json)
             .await?;
         Ok(manifest)
@@ -112,7 +112,7 @@ impl Registry {
     pub async fn versions(&self, name: &str) -> Result<Vec<Manifest>, RegistryError> {
         check_name("name", name)?;
         let mut manifests = Vec::new();
-        for version in self.backend.list(name).await? {
+        for version in self.files.list(name).await? {
             if let Ok(manifest) = self.manifest(name, &version).await {
                 manifests.push(manifest);
             }
@@ -126,7 +126,7 @@ impl Registry {
         check_name("version", version)?;
         let key = manifest_key(name, version);
         let file = self
-            .backend
+            .files
             .get(&key)
             .await?
             .ok_or_else(|| RegistryError::NotFound(format!("{name}@{version}")))?;
@@ -137,7 +137,7 @@ impl Registry {
     pub async fn active(&self, name: &str) -> Result<Option<Active>, RegistryError> {
         check_name("name", name)?;
         let key = active_key(name);
-        match self.backend.get(&key).await? {
+        match self.files.get(&key).await? {
             Some(file) => parse(&key, &file.bytes).map(Some),
             None => Ok(None),
         }
@@ -193,7 +193,7 @@ impl Registry {
         next: impl FnOnce(Option<&Active>) -> Result<Active, RegistryError>,
     ) -> Result<Active, RegistryError> {
         let key = active_key(name);
-        let current = self.backend.get(&key).await?;
+        let current = self.files.get(&key).await?;
         let (parsed, tag) = match &current {
             Some(file) => (
                 Some(parse::<Active>(&key, &file.bytes)?),
@@ -203,7 +203,7 @@ impl Registry {
         };
         let active = next(parsed.as_ref())?;
         let json = serde_json::to_vec_pretty(&active).expect("a pointer serialises");
-        self.backend.replace(&key, &json, tag).await?;
+        self.files.replace(&key, &json, tag).await?;
         Ok(active)
     }
 
@@ -221,7 +221,7 @@ impl Registry {
         let mut artifact = None;
         if let Some(expected) = manifest.artifacts.get(&key) {
             let path = artifact_path(&manifest.name, &manifest.version, &key);
-            if let Some(file) = self.backend.get(&path).await? {
+            if let Some(file) = self.files.get(&path).await? {
                 let actual = hex(&Sha256::digest(&file.bytes));
                 if actual != *expected {
                     return Err(RegistryError::Corrupted {
@@ -271,7 +271,7 @@ impl Registry {
         let manifest = self.manifest(name, &version).await?;
         let key = module_key(name, &version);
         let module = self
-            .backend
+            .files
             .get(&key)
             .await?
             .ok_or_else(|| RegistryError::NotFound(key.clone()))?;

@@ -1,11 +1,14 @@
 //! Storage: where lake and failed objects are written: a local directory (the embedded
-//! default) or an S3 bucket and prefix (`s3://bucket/prefix`).
+//! default) or an S3 bucket and prefix (`s3://bucket/prefix`); and [`VersionedStore`], for the
+//! small documents that are only ever replaced conditionally (registry pointers, ledgers).
 
 mod local;
 mod s3;
+mod versioned;
 
 pub use local::LocalStore;
 pub use s3::S3Store;
+pub use versioned::{Versioned, VersionedError, VersionedStore};
 
 use crate::lake::object::Object;
 

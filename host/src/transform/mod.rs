@@ -19,7 +19,7 @@ mod wasi;
 pub use artifact::{Artifact, artifact_key, precompile, publish_targets};
 pub use engine::{LAMBDA_TARGETS, host_target};
 pub use error::LoadError;
-pub use id::TransformId;
+pub use id::{TransformId, hex};
 pub use limits::TransformLimits;
 pub use load::WasmTransform;
 pub use output::Output;

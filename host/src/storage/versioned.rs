@@ -1,36 +1,77 @@
-//! Where a registry keeps its files: a local directory or an S3 bucket and prefix, with the two
-//! conditional writes the registry needs (create only if absent; replace only if unchanged).
-
-use super::RegistryError;
+//! Small documents that writers must not overwrite blindly (the registry's versions and active
+//! pointers, the exactly-once ledger's shard states): a local directory or an S3 bucket and
+//! prefix, with two conditional writes (create only if absent; replace only if unchanged) that
+//! return the version tag a later replace compares against.
+use crate::transform::hex;
 use aws_sdk_s3::primitives::ByteStream;
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// A registry's storage.
+/// A location for versioned documents.
 #[derive(Debug, Clone)]
-pub(crate) enum Backend {
+pub enum VersionedStore {
+    /// Files under a directory.
     Local(PathBuf),
+    /// Objects under a bucket's prefix.
     S3 {
+        /// The S3 client.
         client: aws_sdk_s3::Client,
+        /// The bucket.
         bucket: String,
+        /// The key prefix, empty or ending in `/`.
         prefix: String,
     },
 }
 
 /// What a read returns: the bytes and a version tag for a later conditional replace.
-pub(crate) struct Versioned {
-    pub(crate) bytes: Vec<u8>,
-    pub(crate) tag: String,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned {
+    /// The document.
+    pub bytes: Vec<u8>,
+    /// Its version: the S3 ETag, or the sha256 of a local file's bytes.
+    pub tag: String,
 }
 
-impl Backend {
-    pub(crate) async fn open(uri: &str) -> Result<Self, RegistryError> {
+/// Why a versioned read or write failed.
+#[derive(Debug, thiserror::Error)]
+pub enum VersionedError {
+    /// Not a directory or `s3://bucket[/prefix]`.
+    #[error("invalid location {0:?}: give a directory or s3://bucket[/prefix]")]
+    InvalidUri(String),
+    /// A create-only write found the document already there.
+    #[error("{0} already exists")]
+    Exists(String),
+    /// A replace found the document changed since it was read.
+    #[error("{0} changed since it was read")]
+    Conflict(String),
+    /// A local file system error.
+    #[error("{path}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An S3 error (after the SDK's retries).
+    #[error("{location}: {message}")]
+    S3 {
+        /// The object.
+        location: String,
+        /// The service's answer.
+        message: String,
+    },
+}
+
+impl VersionedStore {
+    /// Opens `s3://bucket[/prefix]` or a directory path.
+    pub async fn open(uri: &str) -> Result<Self, VersionedError> {
         match uri.strip_prefix("s3://") {
             Some(rest) => {
                 let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
                 if bucket.is_empty() {
-                    return Err(RegistryError::InvalidUri(uri.to_owned()));
+                    return Err(VersionedError::InvalidUri(uri.to_owned()));
                 }
                 let prefix = prefix.trim_matches('/');
                 let prefix = if prefix.is_empty() {
@@ -44,13 +85,13 @@ impl Backend {
                     prefix,
                 })
             }
-            None if uri.contains("://") => Err(RegistryError::InvalidUri(uri.to_owned())),
+            None if uri.contains("://") => Err(VersionedError::InvalidUri(uri.to_owned())),
             None => Ok(Self::Local(PathBuf::from(uri))),
         }
     }
 
     /// The file at `key`, if it exists.
-    pub(crate) async fn get(&self, key: &str) -> Result<Option<Versioned>, RegistryError> {
+    pub async fn get(&self, key: &str) -> Result<Option<Versioned>, VersionedError> {
         match self {
             Self::Local(root) => match std::fs::read(root.join(key)) {
                 Ok(bytes) => {
@@ -92,12 +133,12 @@ impl Backend {
         }
     }
 
-    /// Writes `key` only if it does not exist yet: published versions are immutable.
-    pub(crate) async fn create(&self, key: &str, bytes: &[u8]) -> Result<(), RegistryError> {
+    /// Writes `key` only if it does not exist yet; returns its tag.
+    pub async fn create(&self, key: &str, bytes: &[u8]) -> Result<String, VersionedError> {
         match self {
             Self::Local(root) => {
                 let path = root.join(key);
-                let parent = path.parent().expect("registry keys have a directory");
+                let parent = path.parent().expect("versioned keys have a directory");
                 std::fs::create_dir_all(parent).map_err(|e| io(parent.to_owned(), e))?;
                 let mut file = match std::fs::OpenOptions::new()
                     .write(true)
@@ -106,62 +147,70 @@ impl Backend {
                 {
                     Ok(file) => file,
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                        return Err(RegistryError::Exists(key.to_owned()));
+                        return Err(VersionedError::Exists(key.to_owned()));
                     }
                     Err(e) => return Err(io(path, e)),
                 };
                 file.write_all(bytes)
                     .and_then(|()| file.sync_all())
-                    .map_err(|e| io(path, e))
+                    .map_err(|e| io(path, e))?;
+                Ok(hex(&Sha256::digest(bytes)))
             }
             Self::S3 {
                 client,
                 bucket,
                 prefix,
-            } => match s3_put(client, bucket, prefix, key, bytes, None).await? {
-                true => Ok(()),
-                false => Err(RegistryError::Exists(key.to_owned())),
-            },
+            } => s3_put(client, bucket, prefix, key, bytes, None)
+                .await?
+                .ok_or_else(|| VersionedError::Exists(key.to_owned())),
         }
     }
 
-    /// Replaces `key` only if it is still what was read (`tag`), or creates it if `tag` is None:
-    /// two publishers cannot silently overwrite each other's pointer.
-    pub(crate) async fn replace(
+    /// Replaces `key` only if it is still what was read (`tag`), or creates it if `tag` is None,
+    /// so two writers cannot silently overwrite each other; returns the new tag.
+    pub async fn replace(
         &self,
         key: &str,
         bytes: &[u8],
         tag: Option<&str>,
-    ) -> Result<(), RegistryError> {
+    ) -> Result<String, VersionedError> {
         match self {
             Self::Local(root) => {
-                // A lock file makes read-compare-write atomic between local publishers.
+                // An advisory lock makes read-compare-write atomic between local writers; the
+                // system drops it when its holder dies, so a crash never leaves it stuck.
                 let path = root.join(key);
-                let lock = path.with_extension("lock");
-                std::fs::create_dir_all(path.parent().expect("registry keys have a directory"))
+                std::fs::create_dir_all(path.parent().expect("versioned keys have a directory"))
                     .map_err(|e| io(path.clone(), e))?;
-                let _guard =
-                    LockFile::take(&lock).map_err(|_| RegistryError::Conflict(key.to_owned()))?;
+                let lock = path.with_extension("lock");
+                let lock_file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(&lock)
+                    .map_err(|e| io(lock.clone(), e))?;
+                lock_file.lock().map_err(|e| io(lock.clone(), e))?;
                 let current = self.get_local(&path)?;
                 if current.as_deref() != tag {
-                    return Err(RegistryError::Conflict(key.to_owned()));
+                    return Err(VersionedError::Conflict(key.to_owned()));
                 }
                 let temporary = path.with_extension("tmp");
-                std::fs::write(&temporary, bytes).map_err(|e| io(temporary.clone(), e))?;
-                std::fs::rename(&temporary, &path).map_err(|e| io(path, e))
+                std::fs::write(&temporary, bytes)
+                    .and_then(|()| std::fs::File::open(&temporary)?.sync_all())
+                    .map_err(|e| io(temporary.clone(), e))?;
+                std::fs::rename(&temporary, &path).map_err(|e| io(path, e))?;
+                Ok(hex(&Sha256::digest(bytes)))
             }
             Self::S3 {
                 client,
                 bucket,
                 prefix,
-            } => match s3_put(client, bucket, prefix, key, bytes, tag).await? {
-                true => Ok(()),
-                false => Err(RegistryError::Conflict(key.to_owned())),
-            },
+            } => s3_put(client, bucket, prefix, key, bytes, tag)
+                .await?
+                .ok_or_else(|| VersionedError::Conflict(key.to_owned())),
         }
     }
 
-    fn get_local(&self, path: &Path) -> Result<Option<String>, RegistryError> {
+    fn get_local(&self, path: &Path) -> Result<Option<String>, VersionedError> {
         match std::fs::read(path) {
             Ok(bytes) => Ok(Some(hex(&Sha256::digest(&bytes)))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -170,7 +219,7 @@ impl Backend {
     }
 
     /// The names directly under `dir/` (one level, like a directory listing).
-    pub(crate) async fn list(&self, dir: &str) -> Result<Vec<String>, RegistryError> {
+    pub async fn list(&self, dir: &str) -> Result<Vec<String>, VersionedError> {
         let mut names = Vec::new();
         match self {
             Self::Local(root) => {
@@ -220,7 +269,7 @@ impl Backend {
 }
 
 /// A conditional put: only if the object is still `tag` (its ETag), or absent when `tag` is
-/// None. Returns false when the condition failed.
+/// None. Returns the new ETag, or None when the condition failed.
 async fn s3_put(
     client: &aws_sdk_s3::Client,
     bucket: &str,
@@ -228,7 +277,7 @@ async fn s3_put(
     key: &str,
     bytes: &[u8],
     tag: Option<&str>,
-) -> Result<bool, RegistryError> {
+) -> Result<Option<String>, VersionedError> {
     let put = client
         .put_object()
         .bucket(bucket)
@@ -238,29 +287,10 @@ async fn s3_put(
         None => put.if_none_match("*"),
     };
     match put.body(ByteStream::from(bytes.to_vec())).send().await {
-        Ok(_) => Ok(true),
+        Ok(answer) => Ok(Some(answer.e_tag.unwrap_or_default())),
         // 412: the condition failed; 409: a concurrent conditional write won.
-        Err(e) if matches!(status(&e), Some(412 | 409)) => Ok(false),
+        Err(e) if matches!(status(&e), Some(412 | 409)) => Ok(None),
         Err(e) => Err(s3(bucket, prefix, key, crate::aws::describe(&e))),
-    }
-}
-
-/// An exclusive lock held while the file exists.
-struct LockFile(PathBuf);
-
-impl LockFile {
-    fn take(path: &Path) -> std::io::Result<Self> {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(path)?;
-        Ok(Self(path.to_owned()))
-    }
-}
-
-impl Drop for LockFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -279,17 +309,13 @@ impl HttpStatus for aws_sdk_s3::config::http::HttpResponse {
     }
 }
 
-fn io(path: PathBuf, source: std::io::Error) -> RegistryError {
-    RegistryError::Io { path, source }
+fn io(path: PathBuf, source: std::io::Error) -> VersionedError {
+    VersionedError::Io { path, source }
 }
 
-fn s3(bucket: &str, prefix: &str, key: &str, message: String) -> RegistryError {
-    RegistryError::S3 {
+fn s3(bucket: &str, prefix: &str, key: &str, message: String) -> VersionedError {
+    VersionedError::S3 {
         location: format!("s3://{bucket}/{prefix}{key}"),
         message,
     }
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
