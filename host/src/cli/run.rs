@@ -29,8 +29,9 @@ pub(super) struct RunArgs {
     /// The failed location: a directory or s3://bucket/prefix.
     #[arg(long)]
     failed: String,
-    /// Records per batch at most (a batch is also capped at 6 MB, like a Lambda payload).
-    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    /// Records per batch at most (a batch is also capped at 6 MB, like a Lambda payload). The
+    /// default is the largest batch a Lambda receives: fewer, larger objects.
+    #[arg(long, default_value_t = crate::source::MAX_BATCH_RECORDS as u32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     batch_size: u32,
     /// On stdin, close a batch when no line has arrived for this many milliseconds.
     #[arg(long, default_value_t = 200)]

@@ -27,6 +27,11 @@ use std::time::Duration;
 /// The biggest Lambda invocation payload: a batch never holds more record bytes than this.
 pub const MAX_BATCH_BYTES: usize = 6 << 20;
 
+/// The most records a Lambda invocation receives from Kinesis, and the default batch size:
+/// one object per partition per batch, so bigger batches mean fewer, larger objects (fewer
+/// S3 requests per GB, faster reads downstream).
+pub const MAX_BATCH_RECORDS: usize = 10_000;
+
 /// How batches are cut.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchLimits {
@@ -41,7 +46,7 @@ pub struct BatchLimits {
 impl Default for BatchLimits {
     fn default() -> Self {
         Self {
-            max_records: 500,
+            max_records: MAX_BATCH_RECORDS,
             max_bytes: MAX_BATCH_BYTES,
             window: Duration::from_millis(200),
         }
