@@ -17,9 +17,17 @@
 //!   required uint64 partition_key_index     = 1;
 //!   optional uint64 explicit_hash_key_index = 2;
 //!   required bytes  data                    = 3;
-//!   repeated Tag    tags                    = 4;  // skipped: Weir has no use for them
+//!   repeated Tag    tags                    = 4;  // checked, then dropped
+//! }
+//! message Tag {
+//!   required string key                     = 1;
+//!   optional string value                   = 2;
 //! }
 //! ```
+//!
+//! Unknown fields of every wire type are skipped, groups included, as protobuf requires (and
+//! as the KCL and the Python, Node and Go de-aggregators do). A message missing a `required`
+//! field is not a valid aggregate, a tag without its key included.
 
 use md5::{Digest, Md5};
 use std::collections::HashMap;
@@ -44,6 +52,8 @@ const WIRE_LEN: u8 = 2;
 const WIRE_START_GROUP: u8 = 3;
 const WIRE_END_GROUP: u8 = 4;
 const WIRE_FIXED32: u8 = 5;
+/// How deep unknown groups may nest (protobuf-java's default recursion limit).
+const MAX_GROUP_DEPTH: usize = 100;
 
 /// One user record inside an aggregate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,7 +233,7 @@ fn decode_aggregated_record(body: &[u8]) -> Result<Vec<UserRecord>, KplError> {
                 let record = decode_record(reader.len_delimited()?, raw_records.len())?;
                 raw_records.push(record);
             }
-            _ => reader.skip(wire)?,
+            _ => reader.skip_field(field, wire)?,
         }
     }
     if raw_records.is_empty() {
@@ -244,12 +254,21 @@ fn decode_aggregated_record(body: &[u8]) -> Result<Vec<UserRecord>, KplError> {
             })?;
             let explicit_hash_key = match raw.explicit_hash_key_index {
                 None => None,
-                Some(index) => Some(lookup(&hash_keys, index).ok_or_else(|| {
-                    malformed(format!(
-                        "user record {i}: explicit_hash_key_index {index} is outside the explicit hash key table ({} entries)",
-                        hash_keys.len()
-                    ))
-                })?),
+                Some(index) => {
+                    let key = lookup(&hash_keys, index).ok_or_else(|| {
+                        malformed(format!(
+                            "user record {i}: explicit_hash_key_index {index} is outside the explicit hash key table ({} entries)",
+                            hash_keys.len()
+                        ))
+                    })?;
+                    // Kinesis hash keys are 128-bit: anything else could never have been routed.
+                    if !key.bytes().all(|b| b.is_ascii_digit()) || key.parse::<u128>().is_err() {
+                        return Err(malformed(format!(
+                            "user record {i}: explicit hash key {key:?} is not a decimal number below 2^128"
+                        )));
+                    }
+                    Some(key)
+                }
             };
             Ok(UserRecord {
                 partition_key: partition_key.to_owned(),
@@ -281,8 +300,11 @@ fn decode_record(bytes: &[u8], index: usize) -> Result<RawRecord<'_>, KplError> 
                 expect_wire("Record.data", wire, WIRE_LEN)?;
                 data = Some(reader.len_delimited()?);
             }
-            // Field 4 (tags) lands here too: Weir has no use for them.
-            _ => reader.skip(wire)?,
+            4 => {
+                expect_wire("Record.tags", wire, WIRE_LEN)?;
+                check_tag(reader.len_delimited()?, index)?;
+            }
+            _ => reader.skip_field(field, wire)?,
         }
     }
     let missing = |field: &str| malformed(format!("user record {index} has no {field}"));
@@ -291,6 +313,30 @@ fn decode_record(bytes: &[u8], index: usize) -> Result<RawRecord<'_>, KplError> 
         explicit_hash_key_index,
         data: data.ok_or_else(|| missing("data"))?,
     })
+}
+
+/// A tag is dropped, but it must be a valid `Tag`: its required key present.
+fn check_tag(bytes: &[u8], record: usize) -> Result<(), KplError> {
+    let mut has_key = false;
+    let mut reader = Reader { rest: bytes };
+    while !reader.rest.is_empty() {
+        let (field, wire) = reader.key()?;
+        match field {
+            1 | 2 => {
+                expect_wire("Tag.key and Tag.value", wire, WIRE_LEN)?;
+                reader.len_delimited()?;
+                has_key |= field == 1;
+            }
+            _ => reader.skip_field(field, wire)?,
+        }
+    }
+    if has_key {
+        Ok(())
+    } else {
+        Err(malformed(format!(
+            "user record {record} has a tag without its required key"
+        )))
+    }
 }
 
 fn lookup<'a>(table: &[&'a str], index: u64) -> Option<&'a str> {
@@ -353,6 +399,29 @@ impl<'a> Reader<'a> {
         self.take(len)
     }
 
+    /// Skips a group's fields up to the end-group key of `field` (groups nest).
+    fn skip_group(&mut self, field: u64, depth: usize) -> Result<(), KplError> {
+        if depth > MAX_GROUP_DEPTH {
+            return Err(malformed("groups nest deeper than protobuf parsers allow"));
+        }
+        loop {
+            if self.rest.is_empty() {
+                return Err(KplError::Truncated);
+            }
+            let (inner, wire) = self.key()?;
+            match wire {
+                WIRE_END_GROUP if inner == field => return Ok(()),
+                WIRE_END_GROUP => {
+                    return Err(malformed(format!(
+                        "group {field} ends with the end-group key of field {inner}"
+                    )));
+                }
+                WIRE_START_GROUP => self.skip_group(inner, depth + 1)?,
+                _ => self.skip_value(wire)?,
+            }
+        }
+    }
+
     fn key(&mut self) -> Result<(u64, u8), KplError> {
         let key = self.varint()?;
         let field = key >> 3;
@@ -365,15 +434,25 @@ impl<'a> Reader<'a> {
         Ok((field, wire))
     }
 
-    fn skip(&mut self, wire: u8) -> Result<(), KplError> {
+    /// Skips an unknown field of any wire type, a whole group included.
+    fn skip_field(&mut self, field: u64, wire: u8) -> Result<(), KplError> {
+        match wire {
+            WIRE_START_GROUP => self.skip_group(field, 0),
+            _ => self.skip_value(wire),
+        }
+    }
+
+    /// Skips one value that is not a group.
+    fn skip_value(&mut self, wire: u8) -> Result<(), KplError> {
         match wire {
             WIRE_VARINT => self.varint().map(drop),
             WIRE_FIXED64 => self.take(8).map(drop),
             WIRE_LEN => self.len_delimited().map(drop),
             WIRE_FIXED32 => self.take(4).map(drop),
-            WIRE_START_GROUP | WIRE_END_GROUP => Err(malformed(format!(
-                "wire type {wire} (group) is not used by the KPL format"
-            ))),
+            // Starts are handled by `skip_field` and `skip_group`; an end here has no start.
+            WIRE_START_GROUP | WIRE_END_GROUP => {
+                Err(malformed("an end-group key without its start"))
+            }
             _ => Err(malformed(format!("wire type {wire} does not exist"))),
         }
     }
@@ -546,6 +625,47 @@ mod tests {
     }
 
     #[test]
+    fn skips_unknown_groups_nested_ones_included() {
+        let body = [
+            0x0A, 0x01, b'k', // partition_key_table: "k"
+            0x2B, // field 5, start group
+            0x08, 0x01, //   field 1, varint 1
+            0x33, //   field 6, start group (nested)
+            0x12, 0x01, b'x', //     field 2, length-delimited
+            0x34, //   field 6, end group
+            0x2C, // field 5, end group
+            0x1A, 0x07, // record, length 7:
+            0x08, 0x00, //   partition_key_index = 0
+            0x53, 0x54, //   field 10, an empty group
+            0x1A, 0x01, b'd', //   data = "d"
+        ];
+        assert_eq!(deaggregate(&sign(&body)), Ok(vec![record("k", None, b"d")]));
+    }
+
+    #[test]
+    fn a_group_closed_by_another_field_or_left_open_is_malformed() {
+        let crossed = [0x0A, 0x01, b'k', 0x2B, 0x34];
+        assert!(malformed_reason(&crossed).contains("ends with the end-group key of field 6"));
+        assert!(malformed_reason(&[0x0A, 0x01, b'k', 0x2C]).contains("without its start"));
+        assert_eq!(
+            deaggregate(&sign(&[0x0A, 0x01, b'k', 0x2B])),
+            Err(KplError::Truncated)
+        );
+    }
+
+    #[test]
+    fn a_tag_without_its_required_key_is_not_a_valid_aggregate() {
+        let body = [
+            0x0A, 0x01, b'k', // partition_key_table: "k"
+            0x1A, 0x0A, // record, length 10:
+            0x08, 0x00, //   partition_key_index = 0
+            0x22, 0x03, 0x12, 0x01, b'v', //   tag { value: "v" }, no key
+            0x1A, 0x01, b'd', //   data = "d"
+        ];
+        assert!(malformed_reason(&body).contains("tag without its required key"));
+    }
+
+    #[test]
     fn every_truncation_of_a_valid_aggregate_is_an_error() {
         let encoded = aggregate(&sample());
         for len in 0..encoded.len() {
@@ -661,12 +781,36 @@ mod tests {
     }
 
     #[test]
-    fn group_and_invalid_wire_types_are_malformed() {
-        for key in [0x2B, 0x2C, 0x2E, 0x2F] {
-            // field 5 with wire types 3, 4, 6 and 7
+    fn wire_types_that_do_not_exist_are_malformed() {
+        for key in [0x2E, 0x2F] {
+            // field 5 with wire types 6 and 7
             let reason = malformed_reason(&[key, 0x00]);
             assert!(reason.contains("wire type"), "{key:#x}: {reason}");
         }
+    }
+
+    #[test]
+    fn an_explicit_hash_key_outside_0_to_2_pow_128_is_malformed() {
+        for bad in ["-1", "abc", "340282366920938463463374607431768211456", ""] {
+            let mut body = vec![0x0A, 0x01, b'k', 0x12, bad.len() as u8];
+            body.extend_from_slice(bad.as_bytes());
+            body.extend_from_slice(&[0x1A, 0x07, 0x08, 0x00, 0x10, 0x00, 0x1A, 0x01, b'd']);
+            let reason = malformed_reason(&body);
+            assert!(
+                reason.contains("not a decimal number below 2^128"),
+                "{bad:?}: {reason}"
+            );
+        }
+        let max = "340282366920938463463374607431768211455";
+        let mut body = vec![0x0A, 0x01, b'k', 0x12, max.len() as u8];
+        body.extend_from_slice(max.as_bytes());
+        body.extend_from_slice(&[0x1A, 0x07, 0x08, 0x00, 0x10, 0x00, 0x1A, 0x01, b'd']);
+        assert_eq!(
+            deaggregate(&sign(&body)).unwrap()[0]
+                .explicit_hash_key
+                .as_deref(),
+            Some(max)
+        );
     }
 
     #[test]
