@@ -198,6 +198,9 @@ impl Aws {
         while let Some(page) = pages.next().await {
             for object in page.expect("ListObjectsV2").contents.unwrap_or_default() {
                 let key = object.key.expect("listed objects have keys");
+                if !crate::is_visible(&key[prefix.len()..]) {
+                    continue;
+                }
                 let body = self
                     .s3
                     .get_object()

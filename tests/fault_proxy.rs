@@ -8,6 +8,8 @@
 //! - the request's bucket was made unavailable -> `503 SlowDown`, not forwarded;
 //! - with probability `reset` -> the connection is dropped with no response;
 //! - an S3 object write (`PUT /bucket/key...`), with probability `slow_down` -> `503 SlowDown`;
+//! - an S3 object write, with probability `stored_then_error` -> forwarded (so it is stored),
+//!   then answered `500 InternalError`, as S3 sometimes answers a write that did land;
 //! - otherwise it is forwarded unchanged (method, path and query, headers including `Host` and
 //!   the SigV4 `Authorization`, body) and the upstream's response is streamed back.
 //!
@@ -39,6 +41,13 @@ const SLOW_DOWN_XML: &str = concat!(
     "<RequestId>weir-fault</RequestId></Error>"
 );
 
+/// The body S3 sends with `500 InternalError`.
+const INTERNAL_ERROR_XML: &str = concat!(
+    r#"<?xml version="1.0" encoding="UTF-8"?>"#,
+    "<Error><Code>InternalError</Code><Message>We encountered an internal error.</Message>",
+    "<RequestId>weir-fault</RequestId></Error>"
+);
+
 /// Names the operation of an AWS JSON-protocol call; only Kinesis calls carry it here.
 const AMZ_TARGET: &str = "x-amz-target";
 
@@ -63,6 +72,8 @@ pub struct FaultPolicy {
     pub slow_down: f64,
     /// The probability that an S3 request's connection is dropped without a response.
     pub reset: f64,
+    /// The probability that an S3 object write is stored but answered `500 InternalError`.
+    pub stored_then_error: f64,
     /// Seeds the dice, so a failing run can be replayed.
     pub seed: u64,
 }
@@ -76,6 +87,11 @@ pub struct FaultStats {
     pub slowed_down: u64,
     /// Connections dropped instead of answering.
     pub reset: u64,
+    /// Writes stored but answered `500 InternalError` (also counted in `forwarded`).
+    pub stored_then_error: u64,
+    /// Requests for the exactly-once ledger's documents (a `/_weir/ledger/` path), whatever
+    /// their fate.
+    pub ledger: u64,
 }
 
 /// A fault-injecting proxy on 127.0.0.1 in front of one upstream; dropping it stops the proxy
@@ -95,6 +111,9 @@ struct Shared {
     forwarded: AtomicU64,
     slowed_down: AtomicU64,
     reset: AtomicU64,
+    stored_then_error: AtomicU64,
+    ledger: AtomicU64,
+    log: Mutex<Vec<String>>,
 }
 
 /// The service's error: makes hyper drop the connection without writing a response.
@@ -129,6 +148,9 @@ impl FaultProxy {
             forwarded: AtomicU64::new(0),
             slowed_down: AtomicU64::new(0),
             reset: AtomicU64::new(0),
+            stored_then_error: AtomicU64::new(0),
+            ledger: AtomicU64::new(0),
+            log: Mutex::new(Vec::new()),
         });
         let server = tokio::spawn(crate::http_server::serve(listener, {
             let shared = shared.clone();
@@ -157,12 +179,19 @@ impl FaultProxy {
         }
     }
 
+    /// Every S3 request read so far, in order of arrival: `METHOD /bucket/key`.
+    pub fn log(&self) -> Vec<String> {
+        lock(&self.shared.log).clone()
+    }
+
     /// Counters: requests forwarded, slow-downs answered, connections reset.
     pub fn stats(&self) -> FaultStats {
         FaultStats {
             forwarded: self.shared.forwarded.load(Ordering::Relaxed),
             slowed_down: self.shared.slowed_down.load(Ordering::Relaxed),
             reset: self.shared.reset.load(Ordering::Relaxed),
+            stored_then_error: self.shared.stored_then_error.load(Ordering::Relaxed),
+            ledger: self.shared.ledger.load(Ordering::Relaxed),
         }
     }
 }
@@ -180,6 +209,7 @@ enum Fate {
     Forward,
     SlowDown,
     Reset,
+    StoreThenError,
 }
 
 impl Shared {
@@ -190,9 +220,9 @@ impl Shared {
         if headers.contains_key(AMZ_TARGET) {
             return Fate::Forward;
         }
-        let (reset_roll, slow_roll) = {
+        let (reset_roll, slow_roll, error_roll) = {
             let mut dice = lock(&self.dice);
-            (dice.next_f64(), dice.next_f64())
+            (dice.next_f64(), dice.next_f64(), dice.next_f64())
         };
         let bucket = path.split('/').find(|segment| !segment.is_empty());
         if bucket.is_some_and(|bucket| lock(&self.unavailable).contains(bucket)) {
@@ -201,6 +231,8 @@ impl Shared {
             Fate::Reset
         } else if is_object_write(method, path) && slow_roll < self.policy.slow_down {
             Fate::SlowDown
+        } else if is_object_write(method, path) && error_roll < self.policy.stored_then_error {
+            Fate::StoreThenError
         } else {
             Fate::Forward
         }
@@ -230,7 +262,14 @@ async fn handle(
         .map_err(|_| DropConnection("the client's request body broke off"))?
         .to_bytes();
 
-    match shared.fate(&parts.method, parts.uri.path(), &parts.headers) {
+    if parts.uri.path().contains("/_weir/ledger/") {
+        shared.ledger.fetch_add(1, Ordering::Relaxed);
+    }
+    if !parts.headers.contains_key(AMZ_TARGET) {
+        lock(&shared.log).push(format!("{} {}", parts.method, parts.uri.path()));
+    }
+    let fate = shared.fate(&parts.method, parts.uri.path(), &parts.headers);
+    match fate {
         Fate::Reset => {
             shared.reset.fetch_add(1, Ordering::Relaxed);
             return Err(DropConnection("fault injected: connection reset"));
@@ -239,7 +278,7 @@ async fn handle(
             shared.slowed_down.fetch_add(1, Ordering::Relaxed);
             return Ok(slow_down());
         }
-        Fate::Forward => {}
+        Fate::Forward | Fate::StoreThenError => {}
     }
 
     let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
@@ -256,6 +295,13 @@ async fn handle(
         .request(Request::from_parts(parts, Full::new(body)))
         .await
     {
+        Ok(response) if fate == Fate::StoreThenError && response.status().is_success() => {
+            shared.stored_then_error.fetch_add(1, Ordering::Relaxed);
+            Ok(local(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                INTERNAL_ERROR_XML.to_owned(),
+            ))
+        }
         Ok(response) => {
             let (mut parts, body) = response.into_parts();
             strip_hop_by_hop(&mut parts.headers);
@@ -445,6 +491,7 @@ mod tests {
         FaultPolicy {
             slow_down,
             reset,
+            stored_then_error: 0.0,
             seed: 7,
         }
     }
@@ -467,8 +514,32 @@ mod tests {
             forwarded: 0,
             slowed_down: 1,
             reset: 0,
+            ..FaultStats::default()
         };
         assert_eq!(proxy.stats(), stats);
+    }
+
+    #[tokio::test]
+    async fn stores_a_write_then_answers_500_and_counts_ledger_requests() {
+        let upstream = Upstream::start().await;
+        let policy = FaultPolicy {
+            stored_then_error: 1.0,
+            ..policy(0.0, 0.0)
+        };
+        let proxy = FaultProxy::start(upstream.address, policy).await.unwrap();
+
+        let reply = call(&proxy, Method::PUT, "/lake/_weir/ledger/shardId-0.json").await;
+
+        assert_eq!(reply.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(reply.body.contains("<Code>InternalError</Code>"));
+        assert_eq!(upstream.requests(), 1, "the write reached the upstream");
+        let stats = proxy.stats();
+        assert_eq!(
+            (stats.forwarded, stats.stored_then_error, stats.ledger),
+            (1, 1, 1)
+        );
+        let read = call(&proxy, Method::GET, "/lake/_weir/ledger/shardId-0.json").await;
+        assert_eq!(read.status, StatusCode::OK, "reads are never answered 500");
     }
 
     #[tokio::test]
@@ -515,6 +586,7 @@ mod tests {
             forwarded: 1,
             slowed_down: 0,
             reset: 0,
+            ..FaultStats::default()
         };
         assert_eq!(proxy.stats(), stats);
     }
@@ -592,6 +664,7 @@ mod tests {
             forwarded: 2,
             slowed_down: 1,
             reset: 0,
+            ..FaultStats::default()
         };
         assert_eq!(proxy.stats(), stats);
     }

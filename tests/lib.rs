@@ -167,6 +167,7 @@ pub fn local_pipeline(dir: &Path) -> weir::batch::pipeline::Pipeline {
         lake: open("lake"),
         failed: open("failed"),
         config: Default::default(),
+        ledger: None,
     }
 }
 
@@ -184,13 +185,29 @@ pub fn gunzip(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Every object under `root`: `(key relative to root, its NDJSON lines)`, sorted by key.
+/// Whether readers see the key: Spark and Hive skip every path component that starts with `_`
+/// or `.` (the ledger under `_weir/`, compaction manifests).
+pub fn is_visible(key: &str) -> bool {
+    key.split('/')
+        .all(|part| !part.starts_with('_') && !part.starts_with('.'))
+}
+
+/// Every object under `root` that readers see: `(key relative to root, its NDJSON lines)`,
+/// sorted by key.
 pub fn read_objects(root: &Path) -> Vec<(String, Vec<Vec<u8>>)> {
     let mut files = Vec::new();
     walk(root, &mut files);
     files.sort();
     files
         .into_iter()
+        .filter(|path| {
+            is_visible(
+                &path
+                    .strip_prefix(root)
+                    .expect("walked under root")
+                    .to_string_lossy(),
+            )
+        })
         .map(|path| {
             let key = path
                 .strip_prefix(root)

@@ -1,6 +1,7 @@
 //! Building the application once, at start-up: the transform, the stores and the handler.
 
 use crate::batch::handler::Handler;
+use crate::batch::ledger::Ledger;
 use crate::batch::pipeline::{Pipeline, PipelineConfig};
 use crate::config::Config;
 use crate::registry::active::ActiveTransform;
@@ -50,6 +51,15 @@ pub enum StartError {
         /// Why.
         #[source]
         source: StoreError,
+    },
+    /// The exactly-once ledger's location could not be opened.
+    #[error("cannot open the ledger {location}")]
+    Ledger {
+        /// The location.
+        location: String,
+        /// Why.
+        #[source]
+        source: crate::storage::VersionedError,
     },
 }
 
@@ -160,7 +170,19 @@ pub async fn pipeline(
         lake: open("the lake", lake).await?,
         failed: open("the failed location", failed).await?,
         config,
+        ledger: None,
     })
+}
+
+/// Opens the exactly-once ledger at `location`.
+pub async fn ledger(location: &str, parallelization: u32) -> Result<Arc<Ledger>, StartError> {
+    Ledger::open(location, parallelization)
+        .await
+        .map(Arc::new)
+        .map_err(|source| StartError::Ledger {
+            location: location.to_owned(),
+            source,
+        })
 }
 
 /// The Lambda's handler, built from its configuration.
@@ -172,7 +194,10 @@ pub async fn lambda_handler(config: &Config) -> Result<Handler, StartError> {
         config.refresh,
     )
     .await?;
-    let pipeline = pipeline(&config.lake, &config.failed, config.pipeline).await?;
+    let mut pipeline = pipeline(&config.lake, &config.failed, config.pipeline).await?;
+    if let Some(location) = &config.ledger {
+        pipeline.ledger = Some(ledger(location, config.parallelization).await?);
+    }
     Ok(Handler::new(pipeline, Arc::new(transform), true))
 }
 

@@ -46,6 +46,18 @@ pub struct Config {
     pub limits: TransformLimits,
     /// `WEIR_MAX_RECORD_BYTES`, `WEIR_GZIP_LEVEL`, `WEIR_FORMAT`, `WEIR_STORE_CONCURRENCY`.
     pub pipeline: PipelineConfig,
+    /// `WEIR_LEDGER`: where the exactly-once ledger keeps one document per shard (default
+    /// `<lake>/_weir/ledger`); None when set to `off` (retries of the same cut overwrite, a
+    /// re-cut retry may store records twice).
+    pub ledger: Option<String>,
+    /// `WEIR_PARALLELIZATION_FACTOR`: the event source mapping's `ParallelizationFactor` (1-10,
+    /// default 1). It must match the mapping's: the ledger relies on it.
+    pub parallelization: u32,
+}
+
+/// The ledger's default location: beside the partitions, in a folder Spark and Hive skip.
+pub fn default_ledger(lake: &str) -> String {
+    format!("{}/_weir/ledger", lake.trim_end_matches('/'))
 }
 
 impl Config {
@@ -125,8 +137,16 @@ impl Config {
             )? as usize,
             ..pipeline_default
         };
+        let lake = location("WEIR_LAKE", "the lake, s3://bucket/prefix")?;
+        let ledger = match get("WEIR_LEDGER") {
+            Some(value) if value.trim() == "off" => None,
+            Some(_) => Some(location("WEIR_LEDGER", "the ledger, s3://bucket/prefix")?),
+            None => Some(default_ledger(&lake)),
+        };
         Ok(Self {
-            lake: location("WEIR_LAKE", "the lake, s3://bucket/prefix")?,
+            ledger,
+            parallelization: number("WEIR_PARALLELIZATION_FACTOR", 1, 1..=10)? as u32,
+            lake,
             failed: location("WEIR_FAILED", "the failed location, s3://bucket/prefix")?,
             transform: location(
                 "WEIR_TRANSFORM",
@@ -165,6 +185,26 @@ mod tests {
         assert_eq!(config.lake, "s3://lake/events");
         assert_eq!(config.limits, TransformLimits::default());
         assert_eq!(config.pipeline, PipelineConfig::default());
+        assert_eq!(
+            config.ledger.as_deref(),
+            Some("s3://lake/events/_weir/ledger")
+        );
+        assert_eq!(config.parallelization, 1);
+    }
+
+    #[test]
+    fn turns_the_ledger_off_or_moves_it() {
+        let mut vars = BASE.to_vec();
+        vars.push(("WEIR_LEDGER", "off"));
+        assert_eq!(config(&vars).unwrap().ledger, None);
+        vars.pop();
+        vars.extend([
+            ("WEIR_LEDGER", "s3://state/weir"),
+            ("WEIR_PARALLELIZATION_FACTOR", "2"),
+        ]);
+        let config = config(&vars).unwrap();
+        assert_eq!(config.ledger.as_deref(), Some("s3://state/weir"));
+        assert_eq!(config.parallelization, 2);
     }
 
     #[test]
@@ -185,6 +225,8 @@ mod tests {
             ("WEIR_MEMORY_MIB", "lots"),
             ("WEIR_LAKE", "gs://lake"),
             ("WEIR_FORMAT", "csv"),
+            ("WEIR_PARALLELIZATION_FACTOR", "11"),
+            ("WEIR_LEDGER", "gs://state"),
         ] {
             let mut vars = BASE.to_vec();
             vars.retain(|(k, _)| *k != var);

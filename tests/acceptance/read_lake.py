@@ -124,7 +124,7 @@ def objects(lake, ext):
     return sorted(p for p in lake.rglob(f"*.{ext}") if not p.name.startswith((".", "_")))
 
 
-# --- the reads the README's "Reading the lake" shows ------------------------------------------
+# --- the reads docs/lake.md's "Reading the lake" shows ------------------------------------------
 
 def spark_session():
     from pyspark.sql import SparkSession

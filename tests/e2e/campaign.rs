@@ -3,26 +3,28 @@
 //! writes get 503 SlowDown or a reset connection, the failed bucket is unreachable for a
 //! while, and the host process is killed at random points and restarted: the poller (each run
 //! killed at a random moment after it stored a batch of its own) from its durable checkpoint,
-//! the Lambda by the event source mapping retrying the batch it lost.
-//! At the end every record sent is accounted for by shard and sequence number.
+//! the Lambda under an event source mapping player that re-cuts retries, bisects after function
+//! errors, delivers batches twice and runs two lanes per shard (`crate::esm`).
+//! At the end every record sent is accounted for by shard and sequence number: none lost, none
+//! stored twice.
 //!
-//! `WEIR_CAMPAIGN_RECORDS` sets the size (20,000 by default; the README gives the figures of a
-//! 1,000,000 run). Each run writes `target/campaign-report-<mode>.{json,md}`.
+//! `WEIR_CAMPAIGN_RECORDS` sets the size (20,000 by default; docs/reliability.md gives the figures
+//! of 1,000,000-record runs). Each run writes `target/campaign-report-<mode>.{json,md}`.
 
-use crate::lambda::{kinesis_event, start_bootstrap};
+use crate::esm::{self, Mapping};
 use serde_json::{Value, json};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use weir_tests::aws::{Aws, aws_env, endpoint, unique, weir};
 use weir_tests::campaign::{Dice, Scale, Tally, tally, tally_figures, write_events, write_report};
 use weir_tests::fault_proxy::{FaultPolicy, FaultProxy, FaultStats};
-use weir_tests::lambda_api::RuntimeApi;
 use weir_tests::{retail_wasm, weir_bin};
 
 /// 15% SlowDown on object writes plus 5% resets on every S3 request: about 20% of writes fail.
 const POLICY: FaultPolicy = FaultPolicy {
     slow_down: 0.16,
     reset: 0.05,
+    stored_then_error: 0.0,
     seed: 2026,
 };
 
@@ -40,8 +42,11 @@ struct Setup {
 }
 
 /// A stream of `scale.records` campaign events (as KPL aggregates) and empty buckets.
-async fn setup(name: &str, shards: i32, buckets: &[&str]) -> Setup {
-    let scale = Scale::from_env();
+async fn setup(name: &str, shards: i32, buckets: &[&str], aggregate: Option<usize>) -> Setup {
+    let mut scale = Scale::from_env();
+    if let Some(aggregate) = aggregate {
+        scale.aggregate = aggregate;
+    }
     let endpoint = endpoint();
     let aws = Aws::connect(&endpoint).await;
     let (stream, lake, failed) = (unique(name), unique("lake"), unique("failed"));
@@ -116,6 +121,12 @@ fn check(tally: &Tally, report: &std::path::Path) {
         tally.misplaced
     );
     assert_eq!(tally.unknown, 0);
+    assert_eq!(
+        tally.duplicates,
+        0,
+        "records stored twice (report {})",
+        report.display()
+    );
     assert_eq!(tally.in_lake + tally.in_failed, tally.sent);
     // One event in 20 is not JSON and one in 20 is rejected: a tenth ends in the failed bucket.
     let broken = (0..tally.sent)
@@ -130,6 +141,7 @@ fn proxy_figures(stats: FaultStats) -> Value {
         "s3_requests": total,
         "slowed_down": stats.slowed_down,
         "reset": stats.reset,
+        "stored_then_error": stats.stored_then_error,
     })
 }
 
@@ -211,7 +223,7 @@ fn log_tail(path: &std::path::Path) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn campaign_through_the_kinesis_poller_with_kills_and_faults() {
     let checkpoints = unique("checkpoints");
-    let setup = setup("campaign-poll", 4, &[&checkpoints]).await;
+    let setup = setup("campaign-poll", 4, &[&checkpoints], None).await;
     let upstream = setup
         .endpoint
         .trim_start_matches("http://")
@@ -288,144 +300,106 @@ async fn campaign_through_the_kinesis_poller_with_kills_and_faults() {
     assert!(stats.slowed_down > 0 && stats.reset > 0, "{stats:?}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn campaign_through_the_lambda_with_kills_and_faults() {
-    let setup = setup("campaign-lambda", 2, &[]).await;
+/// The faults of the independent harness: 15% of object writes answered 503 SlowDown, 5%
+/// stored but answered 500, 2% of S3 connections dropped, and only 2 attempts per SDK call.
+const LAMBDA_POLICY: FaultPolicy = FaultPolicy {
+    slow_down: 0.15,
+    reset: 0.02,
+    stored_then_error: 0.05,
+    seed: 2027,
+};
+
+/// The mapping as AWS runs it: batches of up to 100 records, about 5% of invocations killed,
+/// 5% of successful batches delivered twice.
+const MAPPING: Mapping = Mapping {
+    batch_size: 100,
+    parallelization: 1,
+    duplicate: 0.05,
+    kill: 0.05,
+    seed: 2026,
+};
+
+/// The real `bootstrap` under the mapping player, with S3 faults and kills, `aggregate` user
+/// records per Kinesis record.
+async fn lambda_campaign(name: &str, aggregate: usize, mapping: Mapping) {
+    let setup = setup(name, 2, &[], Some(aggregate)).await;
     let upstream = setup
         .endpoint
         .trim_start_matches("http://")
         .parse()
         .unwrap();
-    let proxy = FaultProxy::start(upstream, POLICY).await.unwrap();
-    let api = RuntimeApi::start().await.unwrap();
+    let proxy = FaultProxy::start(upstream, LAMBDA_POLICY).await.unwrap();
     let (lake_uri, failed_uri, wasm) = (
         format!("s3://{}/events", setup.lake),
         format!("s3://{}", setup.failed),
         retail_wasm(),
     );
+    let parallelization = mapping.parallelization.to_string();
     let env = [
         ("WEIR_LAKE", lake_uri.as_str()),
         ("WEIR_FAILED", failed_uri.as_str()),
         ("WEIR_TRANSFORM", wasm.to_str().unwrap()),
-        ("AWS_MAX_ATTEMPTS", AWS_MAX_ATTEMPTS),
+        ("WEIR_PARALLELIZATION_FACTOR", parallelization.as_str()),
+        ("AWS_MAX_ATTEMPTS", "2"),
         ("AWS_LAMBDA_LOG_LEVEL", "WARN"),
     ];
-    let start = || start_bootstrap(&api, &proxy.endpoint(), &env);
-    let mut function = start();
-    proxy.set_unavailable(&setup.failed, true);
-
-    // Kinesis records per invocation: about 500 user records.
-    let per_invocation = i32::try_from((500 / setup.scale.aggregate).max(1)).unwrap();
-    let mut dice = Dice(POLICY.seed);
-    let (mut invocations, mut kills, mut item_failures) = (0, 0, 0);
     let started = Instant::now();
-    let shards = setup
-        .aws
-        .kinesis
-        .list_shards()
-        .stream_name(&setup.stream)
-        .send()
-        .await
-        .unwrap()
-        .shards
-        .unwrap_or_default();
-    use aws_sdk_kinesis::types::ShardIteratorType;
-    for shard in &shards {
-        let iterator = async |kind: ShardIteratorType, at: Option<String>| {
-            setup
-                .aws
-                .kinesis
-                .get_shard_iterator()
-                .stream_name(&setup.stream)
-                .shard_id(shard.shard_id())
-                .shard_iterator_type(kind)
-                .set_starting_sequence_number(at)
-                .send()
-                .await
-                .unwrap()
-                .shard_iterator
-                .unwrap()
-        };
-        let mut current = iterator(ShardIteratorType::TrimHorizon, None).await;
-        loop {
-            let answer = setup
-                .aws
-                .kinesis
-                .get_records()
-                .shard_iterator(&current)
-                .limit(per_invocation)
-                .send()
-                .await
-                .unwrap();
-            if answer.records.is_empty() {
-                if answer.millis_behind_latest.unwrap_or(0) == 0 {
-                    break;
-                }
-                current = answer.next_shard_iterator.unwrap();
-                continue;
-            }
-            let event = kinesis_event(&setup.stream, shard.shard_id(), &answer.records);
-            // Invoke until the function answers; a killed function loses its invocation and
-            // the mapping sends the same batch again, as Lambda retries a crashed invocation.
-            let response = loop {
-                invocations += 1;
-                let invoke = api.invoke(event.clone(), Duration::from_secs(120));
-                let kill_now = kills < setup.scale.kills && dice.between(0, 100) < 20;
-                let answer = if kill_now {
-                    // The first kill comes before any answer can: at least one lands mid-batch.
-                    let delay = match kills {
-                        0 => Duration::from_millis(5),
-                        _ => Duration::from_millis(dice.between(5, 400)),
-                    };
-                    tokio::select! {
-                        answer = invoke => Some(answer),
-                        () = tokio::time::sleep(delay) => None,
-                    }
-                } else {
-                    Some(invoke.await)
-                };
-                match answer {
-                    Some(answer) => break answer.expect("the function answers"),
-                    None => {
-                        let _ = function.stop();
-                        kills += 1;
-                        function = start();
-                    }
-                }
-            };
-            match response["batchItemFailures"].get(0) {
-                Some(failure) => {
-                    item_failures += 1;
-                    let at = failure["itemIdentifier"].as_str().unwrap().to_owned();
-                    assert!(
-                        answer.records.iter().any(|r| r.sequence_number == at),
-                        "the reported {at} is a record of the batch"
-                    );
-                    current = iterator(ShardIteratorType::AtSequenceNumber, Some(at)).await;
-                    // The failed bucket comes back once it has forced a retry.
-                    proxy.set_unavailable(&setup.failed, false);
-                }
-                None => current = answer.next_shard_iterator.unwrap(),
-            }
-        }
-    }
+    let played = esm::play(&setup.aws, &setup.stream, &proxy.endpoint(), &env, mapping).await;
     let ingest = started.elapsed();
-    let _ = function.stop();
 
     let (tally, accounting_time) = account(&setup, "events/").await;
     let figures = tally_figures(&tally);
+    let stats = proxy.stats();
     let extra = json!({
-        "mode": "Lambda bootstrap under the Runtime API emulator (2 shards)",
-        "kpl_aggregate": setup.scale.aggregate,
-        "invocations": invocations,
-        "kills": kills,
-        "batch_item_failures_reported": item_failures,
-        "proxy": proxy_figures(proxy.stats()),
+        "mode": format!(
+            "Lambda bootstrap under the event source mapping player (2 shards, ParallelizationFactor {})",
+            mapping.parallelization
+        ),
+        "kpl_aggregate": aggregate,
+        "batch_size": mapping.batch_size,
+        "invocations": played.invocations,
+        "kills": played.kills,
+        "partial_batch_retries": played.partial_retries,
+        "recut_retries": played.recuts,
+        "bisections": played.bisections,
+        "duplicate_deliveries": played.duplicates,
+        "proxy": proxy_figures(stats),
+        "ledger_requests": stats.ledger,
+        "ledger_requests_per_invocation": stats.ledger as f64 / played.invocations.max(1) as f64,
         "send_seconds": setup.sent_in.as_secs_f64(),
         "ingest_seconds": ingest.as_secs_f64(),
         "accounting_seconds": accounting_time.as_secs_f64(),
     });
-    report_and_check("lambda", figures, extra, &tally);
-    assert!(item_failures > 0, "storage failures were reported back");
-    assert!(kills > 0, "the function was killed mid-invocation");
+    report_and_check(name, figures, extra, &tally);
+    assert!(played.kills > 0, "invocations were killed: {played:?}");
+    assert!(
+        played.partial_retries > 0 && played.recuts > 0,
+        "{played:?}"
+    );
+    assert!(played.bisections > 0, "{played:?}");
+    assert!(played.duplicates > 0, "{played:?}");
+    assert!(
+        stats.slowed_down > 0 && stats.stored_then_error > 0,
+        "{stats:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn campaign_through_the_lambda_under_the_real_mapping() {
+    lambda_campaign("lambda", 1, MAPPING).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn campaign_through_the_lambda_with_two_lanes_per_shard_and_kpl() {
+    let mapping = Mapping {
+        parallelization: 2,
+        seed: 2028,
+        ..MAPPING
+    };
+    // Small aggregates by default, so even 20,000 records make enough invocations to kill.
+    let aggregate = match std::env::var("WEIR_CAMPAIGN_AGGREGATE") {
+        Ok(_) => Scale::from_env().aggregate,
+        Err(_) => 4,
+    };
+    lambda_campaign("lambda-pf2-kpl", aggregate, mapping).await;
 }

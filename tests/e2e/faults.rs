@@ -41,6 +41,7 @@ async fn nothing_is_lost_when_s3_throttles_and_drops_connections() {
     let policy = FaultPolicy {
         slow_down: 0.3,
         reset: 0.1,
+        stored_then_error: 0.0,
         seed: 7,
     };
     let proxy = FaultProxy::start(upstream, policy).await.unwrap();

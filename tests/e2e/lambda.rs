@@ -248,7 +248,7 @@ async fn the_lambda_stores_every_record_of_a_kpl_stream() {
         first_answer.get_or_insert_with(|| started.elapsed());
     })
     .await;
-    // A figure for the README, not an assertion: speed is the benchmark's business.
+    // A figure for docs/performance.md, not an assertion: speed is the benchmark's business.
     println!(
         "cold start to the first handled batch: {:?} (transform fetched from S3 and compiled)",
         first_answer.unwrap()

@@ -4,6 +4,8 @@
 mod campaign;
 mod check_command;
 mod compact;
+mod esm;
+mod exactly_once;
 mod faults;
 mod hostile_records;
 mod hostile_transforms;

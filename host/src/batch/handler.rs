@@ -41,6 +41,13 @@ impl Handler {
         }
     }
 
+    /// The same handler, storing batches exactly once through `ledger`.
+    pub fn with_ledger(&self, ledger: Arc<crate::batch::ledger::Ledger>) -> Self {
+        let mut handler = self.clone();
+        handler.pipeline.ledger = Some(ledger);
+        handler
+    }
+
     /// The transform source.
     pub fn transform(&self) -> &ActiveTransform {
         &self.transform

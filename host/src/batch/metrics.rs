@@ -46,7 +46,9 @@ pub fn emf_line(
             &mut definitions,
         );
     }
-    let unstored = report.records - report.stored - report.failed;
+    let unstored = report
+        .records
+        .saturating_sub(report.stored + report.failed + report.deduplicated);
     metric(
         "RecordsNotStored".into(),
         unstored as f64,
@@ -59,6 +61,14 @@ pub fn emf_line(
         "Count",
         &mut definitions,
     );
+    for (name, value) in [
+        ("RecordsDeduplicated", report.deduplicated),
+        ("AbandonedObjectsRemoved", report.abandoned_objects),
+        ("LedgerRequests", report.ledger_requests),
+        ("LedgerFallbacks", usize::from(report.ledger_fallback)),
+    ] {
+        metric(name.into(), value as f64, "Count", &mut definitions);
+    }
     metric(
         "TransformLoadFailures".into(),
         load_failures as f64,

@@ -1,10 +1,13 @@
 //! How a batch flows: [`sort`] runs each record through the transform and groups it by
 //! partition, [`pipeline`] encodes, stores and reports, and the [`handler`] is what every
 //! deployment mode hands its batches to; [`metrics`] turns a batch's report into CloudWatch
-//! metrics.
+//! metrics. With a [`ledger`], [`exactly_once`] stores each batch exactly once however the
+//! event source mapping re-cuts, bisects or redelivers it.
 
 pub mod config;
+pub mod exactly_once;
 pub mod handler;
+pub mod ledger;
 pub mod metrics;
 pub mod pipeline;
 pub mod sort;

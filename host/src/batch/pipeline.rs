@@ -6,6 +6,7 @@
 //! failures are data; only storage problems make a batch incomplete.
 
 pub use crate::batch::config::PipelineConfig;
+use crate::batch::ledger::Ledger;
 use crate::batch::sort::{Sorted, transform_batch};
 use crate::lake::encode;
 use crate::lake::envelope::Envelope;
@@ -43,6 +44,14 @@ pub struct BatchReport {
     pub transform_time: Duration,
     /// Time spent storing.
     pub store_time: Duration,
+    /// Records skipped because the ledger shows them stored already (a redelivery).
+    pub deduplicated: usize,
+    /// Objects of abandoned earlier attempts removed before this batch's were written.
+    pub abandoned_objects: usize,
+    /// Ledger reads and conditional writes this batch made.
+    pub ledger_requests: usize,
+    /// Whether the shard's ledger document was unusable, so this batch ran at least once.
+    pub ledger_fallback: bool,
 }
 
 /// Encodes the sorted batch: one lake object per partition (in `format`), one failed object per
@@ -203,6 +212,8 @@ pub struct Pipeline {
     pub failed: Arc<Store>,
     /// Bounds and encoding.
     pub config: PipelineConfig,
+    /// The exactly-once ledger of Kinesis shards, if batches are to be stored exactly once.
+    pub ledger: Option<Arc<Ledger>>,
 }
 
 /// A batch after the CPU stages: its objects, ready to store.
@@ -274,6 +285,34 @@ impl Pipeline {
             records = batch.records.len(),
             transform = %transform.id().short()
         );
+        let report = match &self.ledger {
+            Some(ledger) => {
+                self.process_once(ledger, batch, transform)
+                    .instrument(span.clone())
+                    .await
+            }
+            None => self.process_at_least_once(batch, transform, &span).await,
+        };
+        span.in_scope(|| {
+            tracing::info!(
+                stored = report.stored,
+                failed = report.failed,
+                deduplicated = report.deduplicated,
+                objects = report.objects,
+                unstored = ?report.unstored,
+                "batch done"
+            );
+        });
+        report
+    }
+
+    /// Without a ledger: deterministic keys make a retry of the same cut overwrite its objects.
+    async fn process_at_least_once(
+        &self,
+        batch: Batch,
+        transform: &Arc<WasmTransform>,
+        span: &tracing::Span,
+    ) -> BatchReport {
         let (pipeline, transform) = (self.clone(), Arc::clone(transform));
         let cpu_span = span.clone();
         let prepared = tokio::task::spawn_blocking(move || {
@@ -281,16 +320,6 @@ impl Pipeline {
         })
         .await
         .expect("the CPU stages do not panic");
-        let report = self.store(prepared).instrument(span.clone()).await;
-        span.in_scope(|| {
-            tracing::info!(
-                stored = report.stored,
-                failed = report.failed,
-                objects = report.objects,
-                unstored = ?report.unstored,
-                "batch done"
-            );
-        });
-        report
+        self.store(prepared).instrument(span.clone()).await
     }
 }

@@ -1,5 +1,5 @@
 //! The Lambda function: Kinesis batches in, lake and failed objects out, a partial-batch
-//! response back. Configuration comes from the environment (see the README); a bad one fails
+//! response back. Configuration comes from the environment (see docs/lambda.md); a bad one fails
 //! the init with a message naming the variable.
 
 use lambda_runtime::{LambdaEvent, service_fn};

@@ -66,6 +66,7 @@ struct Totals {
     records: usize,
     stored: usize,
     failed: usize,
+    deduplicated: usize,
     objects: usize,
     failed_by_type: BTreeMap<ErrorType, usize>,
     /// Per source, the lowest position not stored.
@@ -77,6 +78,7 @@ impl Totals {
         self.records += report.records;
         self.stored += report.stored;
         self.failed += report.failed;
+        self.deduplicated += report.deduplicated;
         self.objects += report.objects;
         for (error_type, count) in &report.failed_by_type {
             *self.failed_by_type.entry(*error_type).or_default() += count;
@@ -110,6 +112,9 @@ impl Totals {
                 .map(|(t, n)| format!("{t} {n}"))
                 .collect();
             summary.push_str(&format!(" ({})", by_type.join(", ")));
+        }
+        if self.deduplicated > 0 {
+            summary.push_str(&format!(", {} stored before", self.deduplicated));
         }
         summary.push_str(&format!(", {} objects, {elapsed:.2?}", self.objects));
         summary
@@ -180,7 +185,18 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                     max_store_attempts: 10,
                 };
                 let client = crate::aws::kinesis_client().await;
-                let checkpoints = Checkpoints::new(checkpoint_store.clone(), stream);
+                let mut checkpoints = Checkpoints::new(checkpoint_store.clone(), stream);
+                // A durable checkpoint location also holds the stream's exactly-once ledger.
+                let handler = match &args.checkpoint {
+                    Some(location) => {
+                        let ledger =
+                            crate::app::ledger(&Checkpoints::ledger_location(location, stream), 1)
+                                .await?;
+                        checkpoints = checkpoints.with_ledger(Arc::clone(&ledger));
+                        handler.with_ledger(ledger)
+                    }
+                    None => handler.clone(),
+                };
                 let totals = Arc::clone(&totals);
                 let record = move |source: &str, report: &BatchReport| {
                     totals

@@ -6,8 +6,8 @@
 
 use flate2::{Compress, Compression, FlushCompress, Status};
 
-/// The gzip level the lake uses. Measured on ~1 KB retail events with zlib-rs (see the README's
-/// performance section): level 1 compresses several times faster than level 6 for a few
+/// The gzip level the lake uses. Measured on ~1 KB retail events with zlib-rs (see
+/// docs/performance.md): level 1 compresses several times faster than level 6 for a few
 /// percent more bytes, which keeps compression from dominating a batch.
 pub const DEFAULT_GZIP_LEVEL: u32 = 1;
 
@@ -79,7 +79,7 @@ impl Gzip {
     }
 }
 
-/// The zstd level measured best for the lake (README, performance section): level 1 compresses
+/// The zstd level measured best for the lake (docs/performance.md): level 1 compresses
 /// faster than gzip level 1 and smaller than gzip level 6.
 pub const DEFAULT_ZSTD_LEVEL: i32 = 1;
 

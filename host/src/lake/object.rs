@@ -10,7 +10,10 @@ use crate::source::sequence::Position;
 use crate::transform::TransformId;
 
 /// Where an object goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Destination {
     /// The data lake.
     Lake,

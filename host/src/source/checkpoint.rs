@@ -12,7 +12,12 @@
 //! again on restart, and the deterministic object keys make the rewrite an overwrite. A
 //! checkpoint that cannot be written is only late, never wrong, so the poller logs it and goes
 //! on; the next batch writes a newer one.
+//!
+//! With an exactly-once [`Ledger`] (what `weir run --checkpoint` sets up), the ledger's
+//! watermark is the checkpoint: one idea of "stored" for the poller and the Lambda. A shard
+//! without a ledger document yet resumes from its old checkpoint object, if it has one.
 
+use crate::batch::ledger::Ledger;
 use crate::source::record::source_label;
 use crate::source::sequence::Position;
 use crate::storage::{Store, StoreError};
@@ -32,6 +37,14 @@ pub enum CheckpointError {
         /// The storage error.
         #[source]
         source: StoreError,
+    },
+    /// The shard's ledger document could not be read.
+    #[error("the ledger of shard {shard}: {message}")]
+    Ledger {
+        /// The shard.
+        shard: String,
+        /// Why.
+        message: String,
     },
     /// The object is not a checkpoint Weir wrote.
     #[error("checkpoint {key} in {location} is not valid: {reason}")]
@@ -61,6 +74,7 @@ struct Stored {
 pub struct Checkpoints {
     store: Option<Arc<Store>>,
     stream: String,
+    ledger: Option<Arc<Ledger>>,
 }
 
 impl Checkpoints {
@@ -69,11 +83,39 @@ impl Checkpoints {
         Self {
             store,
             stream: stream.to_owned(),
+            ledger: None,
         }
+    }
+
+    /// Takes checkpoints from the ledger's watermark (and writes none of its own).
+    pub fn with_ledger(mut self, ledger: Arc<Ledger>) -> Self {
+        self.ledger = Some(ledger);
+        self
+    }
+
+    /// The ledger location that goes with a checkpoint location: `<location>/<stream>/ledger`.
+    pub fn ledger_location(location: &str, stream: &str) -> String {
+        format!(
+            "{}/{}/ledger",
+            location.trim_end_matches('/'),
+            source_label(stream)
+        )
     }
 
     /// The shard's checkpoint: the last position stored with everything before it.
     pub async fn load(&self, shard: &str) -> Result<Option<Position>, CheckpointError> {
+        if let Some(ledger) = &self.ledger {
+            let snapshot = ledger
+                .fetch(shard)
+                .await
+                .map_err(|e| CheckpointError::Ledger {
+                    shard: shard.to_owned(),
+                    message: e.to_string(),
+                })?;
+            if snapshot.tag.is_some() && snapshot.fallback.is_none() {
+                return Ok(snapshot.state.stored);
+            }
+        }
         let Some(store) = &self.store else {
             return Ok(None);
         };
@@ -107,6 +149,10 @@ impl Checkpoints {
 
     /// Records that the shard is durably stored up to and including `position`.
     pub async fn save(&self, shard: &str, position: &Position) -> Result<(), CheckpointError> {
+        if self.ledger.is_some() {
+            // The ledger's commit already recorded it.
+            return Ok(());
+        }
         let Some(store) = &self.store else {
             return Ok(());
         };

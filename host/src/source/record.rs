@@ -19,6 +19,9 @@ pub struct Record {
     /// Why the source could not decode this record (a broken KPL aggregate, say); such a
     /// record goes to the failed location as it is, without reaching the transform.
     pub undecodable: Option<Box<Failure>>,
+    /// For a user record of a KPL aggregate, the Kinesis record's own partition key: what the
+    /// event source mapping shards batches by under `ParallelizationFactor` > 1.
+    pub aggregate_key: Option<Box<str>>,
 }
 
 impl Record {
@@ -35,7 +38,14 @@ impl Record {
             position,
             arrival,
             undecodable: None,
+            aggregate_key: None,
         }
+    }
+
+    /// The partition key of the Kinesis record this record arrived in: its own, or the
+    /// aggregate's for a user record of a KPL aggregate.
+    pub fn kinesis_partition_key(&self) -> &str {
+        self.aggregate_key.as_deref().unwrap_or(&self.partition_key)
     }
 
     /// A record the source could not decode, kept whole so nothing is lost.

@@ -34,6 +34,22 @@ impl Position {
         })
     }
 
+    /// Parses a position as [`Display`](fmt::Display) writes it: `123`, or `123.4` inside an
+    /// aggregate.
+    pub fn parse_display(text: &str) -> Result<Self, InvalidSequenceNumber> {
+        match text.split_once('.') {
+            None => Self::parse(text),
+            Some((sequence, sub)) => {
+                let sub = sub
+                    .parse()
+                    .ok()
+                    .filter(|_| sub.bytes().all(|b| b.is_ascii_digit()))
+                    .ok_or_else(|| InvalidSequenceNumber(text.to_owned()))?;
+                Ok(Self::parse(sequence)?.with_sub(sub))
+            }
+        }
+    }
+
     /// The position of a plain (not aggregated) record numbered `n`, as file sources number them.
     pub fn from_index(n: u64) -> Self {
         Self {
@@ -109,6 +125,20 @@ mod tests {
         assert!(pos("5") < pos("5").with_sub(0));
         assert!(pos("5").with_sub(9) < pos("6"));
         assert_eq!(pos("5").with_sub(3).to_string(), "5.3");
+    }
+
+    #[test]
+    fn parses_what_display_writes() {
+        for p in [
+            pos("123"),
+            pos("5").with_sub(0),
+            pos("49590338271490256608559692538361571095921575989136588898").with_sub(42),
+        ] {
+            assert_eq!(Position::parse_display(&p.to_string()).unwrap(), p);
+        }
+        for bad in ["1.", ".1", "1.x", "1.+2", "1.2.3", "a.1"] {
+            assert!(Position::parse_display(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

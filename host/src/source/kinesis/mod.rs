@@ -28,13 +28,16 @@ pub fn push_records(
     }
     match deaggregate(&data) {
         Ok(users) => {
+            let aggregate_key: Box<str> = partition_key.into();
             for (sub, user) in (0u32..).zip(users) {
-                out.push(Record::new(
+                let mut record = Record::new(
                     user.data,
                     user.partition_key,
                     position.clone().with_sub(sub),
                     arrival,
-                ));
+                );
+                record.aggregate_key = Some(aggregate_key.clone());
+                out.push(record);
             }
         }
         Err(error) => {
@@ -162,6 +165,8 @@ mod tests {
         assert_eq!(records.len(), 3);
         assert_eq!(records[1].data, b"{\"a\":2}");
         assert_eq!(records[1].partition_key, "u2");
+        assert_eq!(records[1].kinesis_partition_key(), "pk");
+        assert_eq!(records[2].kinesis_partition_key(), "pk");
         assert_eq!(
             records[1].position,
             Position::parse("42").unwrap().with_sub(1)

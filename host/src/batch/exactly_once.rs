@@ -1,0 +1,256 @@
+//! A batch stored exactly once: the pipeline's stages around the shard's [`Ledger`].
+//!
+//! ```text
+//! read the ledger (cached) ∥ transform + encode the batch
+//!   -> skip records a committed cut holds; abandon overlapped attempts
+//!   -> open the cut (conditional PUT) -> delete abandoned objects -> write the cut's objects
+//!   -> commit the cut (conditional PUT) -> report
+//! ```
+//!
+//! A cut is committed whole or not at all: if anything fails, the report names the cut's first
+//! record, so the event source mapping retries from there, and the retry (however it is cut)
+//! finds this cut open and replaces it.
+
+use crate::batch::ledger::state::{ObjectRef, OpenCut, Span};
+use crate::batch::ledger::{Ledger, LedgerError, Snapshot};
+use crate::batch::pipeline::{BatchReport, Pipeline, Prepared};
+use crate::lake::object::Destination;
+use crate::source::record::{Batch, Record};
+use crate::transform::WasmTransform;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Conditional writes retried after a conflict (another process wrote the document) before
+/// the batch is reported for retry.
+const CONFLICT_RETRIES: usize = 5;
+
+impl Pipeline {
+    /// Processes one batch exactly once into the lake (see the module doc).
+    pub async fn process_once(
+        &self,
+        ledger: &Ledger,
+        batch: Batch,
+        transform: &Arc<WasmTransform>,
+    ) -> BatchReport {
+        let shard = batch.source.clone();
+        let records = batch.records.len();
+        let Some(lowest) = batch.records.iter().map(|r| r.position.clone()).min() else {
+            return BatchReport::default();
+        };
+        let batch = Arc::new(batch);
+        let (read, prepared) = tokio::join!(
+            ledger.read(&shard),
+            self.prepare_blocking(Arc::clone(&batch), transform)
+        );
+        let (mut snapshot, mut requests) = match read {
+            Ok(read) => read,
+            Err(error) => return unstored(records, lowest, &error, 1),
+        };
+        let fallback = snapshot.fallback.is_some();
+        // The prepared objects, and which records were skipped when they were prepared.
+        let mut prepared = Some((prepared, vec![false; records]));
+        let mut attempt = 0;
+        let (cut, kept, prepared) = loop {
+            let plan = snapshot.state.plan(&batch.records);
+            let kept: Vec<&Record> = batch
+                .records
+                .iter()
+                .zip(&plan.stored)
+                .filter(|(_, stored)| !**stored)
+                .map(|(record, _)| record)
+                .collect();
+            if kept.is_empty() {
+                tracing::info!(
+                    shard,
+                    records,
+                    "every record is stored already: a redelivery"
+                );
+                return BatchReport {
+                    records,
+                    deduplicated: records,
+                    ledger_requests: requests,
+                    ledger_fallback: fallback,
+                    ..BatchReport::default()
+                };
+            }
+            // The CPU stages ran on the whole batch; redo them only for a partial redelivery.
+            let ready = match prepared.take() {
+                Some((ready, skipped)) if skipped == plan.stored => ready,
+                _ => {
+                    let rest = Batch {
+                        source: shard.clone(),
+                        records: kept.iter().map(|&r| r.clone()).collect(),
+                    };
+                    self.prepare_blocking(Arc::new(rest), transform).await
+                }
+            };
+            let mut objects: Vec<ObjectRef> = ready
+                .objects
+                .iter()
+                .map(|o| ObjectRef {
+                    destination: o.destination,
+                    key: o.key.clone(),
+                })
+                .collect();
+            objects.sort();
+            let cut = OpenCut {
+                span: Span::of(&kept, ledger.multi_lane()),
+                objects,
+                garbage: Vec::new(),
+                advances: false,
+            };
+            let mut next = snapshot.state.clone();
+            next.open_cut(cut, &plan.abandoned);
+            let cut = next.open.last().expect("open_cut pushes the cut").clone();
+            requests += 1;
+            match ledger.write(&shard, &snapshot, next).await {
+                Ok(written) => {
+                    snapshot = written;
+                    break (cut, kept.len(), ready);
+                }
+                Err(LedgerError::Conflict(_)) if attempt < CONFLICT_RETRIES => {
+                    attempt += 1;
+                    prepared = Some((ready, plan.stored));
+                    requests += 1;
+                    snapshot = match ledger.fetch(&shard).await {
+                        Ok(fresh) => fresh,
+                        Err(error) => return unstored(records, lowest, &error, requests),
+                    };
+                }
+                Err(error) => return unstored(records, lowest, &error, requests),
+            }
+        };
+        let first = cut.span.first.clone();
+        let deleted = match self.delete_abandoned(&cut.garbage).await {
+            Ok(deleted) => deleted,
+            Err(error) => return unstored(records, first, &error, requests),
+        };
+        let mut report = self.store(prepared).await;
+        report.records = records;
+        report.deduplicated = records - kept;
+        report.abandoned_objects = deleted;
+        report.ledger_fallback = fallback;
+        if report.unstored.is_some() {
+            // Nothing of an uncommitted cut counts as stored: retry it whole.
+            report.unstored = Some(first);
+            report.ledger_requests = requests;
+            return report;
+        }
+        match self.commit(ledger, &shard, snapshot, &cut.span).await {
+            Ok(made) => requests += made,
+            Err((made, error)) => {
+                report.store_errors.push(error);
+                report.unstored = Some(first);
+                requests += made;
+            }
+        }
+        report.ledger_requests = requests;
+        report
+    }
+
+    /// The CPU stages on the blocking pool.
+    async fn prepare_blocking(
+        &self,
+        batch: Arc<Batch>,
+        transform: &Arc<WasmTransform>,
+    ) -> Prepared {
+        let (pipeline, transform) = (self.clone(), Arc::clone(transform));
+        tokio::task::spawn_blocking(move || {
+            pipeline.prepare(&batch, &mut transform.session(), transform.id())
+        })
+        .await
+        .expect("the CPU stages do not panic")
+    }
+
+    /// Removes the objects of abandoned attempts (a missing one is fine: delete is idempotent).
+    async fn delete_abandoned(&self, garbage: &[ObjectRef]) -> Result<usize, String> {
+        let mut deletes = tokio::task::JoinSet::new();
+        for object in garbage {
+            let store = Arc::clone(match object.destination {
+                Destination::Lake => &self.lake,
+                Destination::Failed => &self.failed,
+            });
+            let key = object.key.clone();
+            deletes
+                .spawn(async move { store.delete(&key).await.map_err(|e| format!("{key}: {e}")) });
+        }
+        let mut errors = Vec::new();
+        while let Some(done) = deletes.join_next().await {
+            if let Err(error) = done.expect("deletes do not panic") {
+                errors.push(error);
+            }
+        }
+        if errors.is_empty() {
+            if !garbage.is_empty() {
+                tracing::info!(
+                    objects = garbage.len(),
+                    "removed the objects of abandoned attempts"
+                );
+            }
+            Ok(garbage.len())
+        } else {
+            Err(format!(
+                "cannot remove abandoned objects: {}",
+                errors.join("; ")
+            ))
+        }
+    }
+
+    /// Commits the cut, re-reading the document after conflicts. Returns the requests made.
+    async fn commit(
+        &self,
+        ledger: &Ledger,
+        shard: &str,
+        mut snapshot: Snapshot,
+        span: &Span,
+    ) -> Result<usize, (usize, String)> {
+        let started = Instant::now();
+        let mut requests = 0;
+        for _ in 0..=CONFLICT_RETRIES {
+            let mut next = snapshot.state.clone();
+            if !next.commit(span) {
+                tracing::error!(shard, first = %span.first, last = %span.last, "another invocation took over this cut; reporting it for retry");
+                return Err((
+                    requests,
+                    "the cut was taken over by another invocation".into(),
+                ));
+            }
+            requests += 1;
+            match ledger.write(shard, &snapshot, next).await {
+                Ok(_) => {
+                    tracing::debug!(shard, elapsed = ?started.elapsed(), "cut committed");
+                    return Ok(requests);
+                }
+                Err(LedgerError::Conflict(_)) => {
+                    requests += 1;
+                    snapshot = ledger
+                        .fetch(shard)
+                        .await
+                        .map_err(|e| (requests, e.to_string()))?;
+                }
+                Err(error) => return Err((requests, error.to_string())),
+            }
+        }
+        Err((
+            requests,
+            format!("the ledger document of {shard} kept changing"),
+        ))
+    }
+}
+
+/// A batch that stored nothing: every record is to be retried from `lowest`.
+fn unstored(
+    records: usize,
+    lowest: crate::source::sequence::Position,
+    error: &dyn std::fmt::Display,
+    requests: usize,
+) -> BatchReport {
+    tracing::warn!(error = %error, "ledger step failed; reporting the batch for retry");
+    BatchReport {
+        records,
+        unstored: Some(lowest),
+        store_errors: vec![error.to_string()],
+        ledger_requests: requests,
+        ..BatchReport::default()
+    }
+}
