@@ -33,12 +33,13 @@ fn unescape(escaped: &str) -> Option<String> {
 fn user_record() -> impl Strategy<Value = UserRecord> {
     (
         "\\PC{1,64}",
-        proptest::option::of("[0-9]{1,39}"),
+        // Explicit hash keys are 128-bit numbers, as Kinesis takes them.
+        proptest::option::of(any::<u128>()),
         proptest::collection::vec(any::<u8>(), 0..200),
     )
         .prop_map(|(partition_key, explicit_hash_key, data)| UserRecord {
             partition_key,
-            explicit_hash_key,
+            explicit_hash_key: explicit_hash_key.map(|key| key.to_string()),
             data,
         })
 }

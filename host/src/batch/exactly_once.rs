@@ -130,19 +130,22 @@ impl Pipeline {
         report.deduplicated = records - kept;
         report.abandoned_objects = deleted;
         report.ledger_fallback = fallback;
-        if report.unstored.is_some() {
-            // Nothing of an uncommitted cut counts as stored: retry it whole.
-            report.unstored = Some(first);
-            report.ledger_requests = requests;
-            return report;
-        }
-        match self.commit(ledger, &shard, snapshot, &cut.span).await {
-            Ok(made) => requests += made,
-            Err((made, error)) => {
-                report.store_errors.push(error);
-                report.unstored = Some(first);
-                requests += made;
+        if report.unstored.is_none() {
+            match self.commit(ledger, &shard, snapshot, &cut.span).await {
+                Ok(made) => requests += made,
+                Err((made, error)) => {
+                    report.store_errors.push(error);
+                    report.unstored = Some(first.clone());
+                    requests += made;
+                }
             }
+        }
+        if report.unstored.is_some() {
+            // Nothing of an uncommitted cut counts as stored: it is retried whole.
+            report.unstored = Some(first);
+            report.stored = 0;
+            report.failed = 0;
+            report.failed_by_type.clear();
         }
         report.ledger_requests = requests;
         report
