@@ -1,0 +1,244 @@
+"""Cost per GB and event-to-lake latency of Weir, measured on the real pipeline.
+
+For each traffic profile (events/s per shard, event size, sections touched) and mapping
+settings (BatchSize, MaximumBatchingWindowInSeconds, the 6 MB payload cap,
+ParallelizationFactor), this:
+
+1. plays the event source mapping's batching in simulated time: events arrive evenly; a lane's
+   batch closes when it holds BatchSize records, would pass 6 MB, or its window has run since
+   its first record (ParallelizationFactor splits a shard into lanes by partition key);
+2. writes each batch as its own NDJSON file, event times equal to simulated arrival times, and
+   runs `weir run` (the real transform and encoder) over them, one batch per file;
+3. counts what it wrote (objects, bytes, partitions) and the CPU it used, and prices it.
+
+What is measured: objects and bytes per batch, CPU per batch. What is assumed (and printed):
+S3 latency per round trip, a warm function (its ledger cached: 2 ledger PUTs per invocation,
+no GET), the function's memory size, and the prices below. Run by scripts/bench-cost.
+"""
+
+import argparse
+import json
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# us-east-1 list prices, as published on the AWS pricing pages (checked 2026-12-01; change them
+# with the options when they move):
+#   Lambda: $0.20 per 1M requests; $0.0000133334 per GB-second on arm64 (x86_64: 0.0000166667)
+#   S3 Standard: $0.005 per 1,000 PUT/COPY/POST/LIST; $0.0004 per 1,000 GET
+#   Firehose: $0.029 per GB ingested (first 500 TB/month); dynamic partitioning $0.020 per GB
+#   processed plus $0.005 per 1,000 objects delivered; buffer interval at least 60 s.
+PRICES = {
+    "lambda_request": 0.20 / 1e6,
+    "lambda_gb_second": 0.0000133334,
+    "s3_put": 0.005 / 1000,
+    "firehose_gb": 0.029,
+    "firehose_partitioning_gb": 0.020,
+    "firehose_object": 0.005 / 1000,
+}
+GB = 1 << 30
+MAX_PAYLOAD = 6 << 20
+SECTIONS = ["Electronics", "Beauty-Products", "Home-Decor", "Books", "Garden", "Toys & Games",
+            "Sports", "Grocery", "Fashion", "Automotive", "Music", "Pets"]
+START = 1_764_547_200  # 2025-12-01T00:00:00Z, an hour boundary
+
+
+def event(i, arrival, rng, size, sections):
+    """One retail event of about `size` bytes, its event time the arrival time."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(arrival))
+    body = {
+        "metadata": {"uuid": f"{i:012x}", "section": rng.choice(SECTIONS[:sections]),
+                     "event_time": stamp},
+        "payload": {"userid": str(rng.randrange(100_000)), "page": "/cart", "pad": ""},
+    }
+    line = json.dumps(body, separators=(",", ":"))
+    body["payload"]["pad"] = "x" * max(0, size - len(line) - 1)
+    return json.dumps(body, separators=(",", ":"))
+
+
+def play_mapping(rate, seconds, batch_size, window, lanes, size):
+    """Batches as the mapping cuts them: [(close time, [(event index, arrival)])]."""
+    count = int(rate * seconds)
+    open_batches = [[] for _ in range(lanes)]
+    opened_at = [0.0] * lanes
+    batches = []
+    rng = random.Random(7)
+    for i in range(count):
+        arrival = START + i / rate
+        lane = rng.randrange(lanes)
+        batch = open_batches[lane]
+        # The window closes a batch even when no record comes to find it full.
+        if batch and arrival - opened_at[lane] >= window:
+            batches.append((opened_at[lane] + window, batch))
+            batch = open_batches[lane] = []
+        if not batch:
+            opened_at[lane] = arrival
+        batch.append((i, arrival))
+        full = len(batch) >= batch_size or (len(batch) + 1) * size * 4 // 3 > MAX_PAYLOAD
+        if full:
+            batches.append((arrival, batch))
+            open_batches[lane] = []
+    for lane, batch in enumerate(open_batches):
+        if batch:
+            batches.append((opened_at[lane] + window, batch))
+    return batches
+
+
+def run_pipeline(args, batches, work):
+    """Runs `weir run` over the cuts: (lake objects, failed objects, bytes stored, lake
+    partitions, CPU seconds, event bytes)."""
+    rng = random.Random(11)
+    inputs = work / "batches"
+    inputs.mkdir()
+    data_bytes = 0
+    for n, (_, batch) in enumerate(batches):
+        with open(inputs / f"{n:06}.ndjson", "w") as out:
+            for i, arrival in batch:
+                line = event(i, arrival, rng, args.event_bytes, args.sections)
+                data_bytes += len(line) + 1
+                out.write(line + "\n")
+    lake, failed = work / "lake", work / "failed"
+    # Each file is its own source, so each batch stays the mapping's cut.
+    files = sorted(str(f) for f in inputs.iterdir())
+    cpu = weir_cpu(args, files, lake, failed)
+    # Less what a process start costs (loading the module), which a warm function never pays.
+    (work / "one.ndjson").write_text(event(0, START, rng, args.event_bytes, args.sections) + "\n")
+    cpu -= weir_cpu(args, [str(work / "one.ndjson")], work / "l0", work / "f0")
+    counts, stored, partitions = {lake: 0, failed: 0}, 0, set()
+    for root in (lake, failed):
+        for path in root.rglob("*"):
+            if path.is_file():
+                counts[root] += 1
+                stored += path.stat().st_size
+                if root == lake:
+                    partitions.add(path.parent)
+    return counts[lake], counts[failed], stored, len(partitions), cpu, data_bytes
+
+
+def weir_cpu(args, inputs, lake, failed):
+    """CPU seconds (user + system) of one `weir run` over `inputs`."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run(
+        [args.weir, "run", "--input", *inputs, "--transform", args.wasm,
+         "--lake", str(lake), "--failed", str(failed), "--format", args.format,
+         "--batch-size", "10000"],
+        check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def percentile(values, q):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def measure(args, rate):
+    # Enough simulated time for a fair sample, but at most ~200,000 events.
+    seconds = min(args.hours * 3600, max(args.window * 20, 200_000 / rate))
+    batches = play_mapping(rate, seconds, args.batch_size, args.window, args.parallelization,
+                           args.event_bytes)
+    work = Path(tempfile.mkdtemp(prefix="weir-cost.", dir=args.scratch))
+    try:
+        lake_objects, failed_objects, stored, partitions, cpu, data_bytes = run_pipeline(
+            args, batches, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    invocations = len(batches)
+    per_gb = GB / data_bytes
+    # A warm invocation: ledger open, the objects (written at once), ledger commit.
+    round_trips = 3
+    duration = cpu / invocations + round_trips * args.s3_latency_ms / 1000
+    latencies = [close - arrival + duration for close, batch in batches for _, arrival in batch]
+    puts = lake_objects + failed_objects + 2 * invocations
+    gb_seconds = invocations * duration * args.memory_mb / 1024
+    cost = {
+        "s3": puts * per_gb * PRICES["s3_put"],
+        "lambda_requests": invocations * per_gb * PRICES["lambda_request"],
+        "lambda_compute": gb_seconds * per_gb * PRICES["lambda_gb_second"],
+    }
+    # Firehose at the lowest latency it allows, or this window if longer: one object per
+    # active partition (each section) per buffer interval.
+    interval = max(60.0, args.window)
+    firehose_objects_per_gb = args.sections * GB / (interval * rate * args.event_bytes)
+    firehose = (PRICES["firehose_gb"] + PRICES["firehose_partitioning_gb"]
+                + firehose_objects_per_gb * PRICES["firehose_object"])
+    # Event times are arrival times, so each partition is one section's hour.
+    lake_objects_per_hour = lake_objects * 3600 / seconds
+    return {
+        "events_per_second": rate,
+        "window_s": args.window,
+        "batch_size": args.batch_size,
+        "parallelization": args.parallelization,
+        "format": args.format,
+        "mean_batch": round(sum(len(b) for _, b in batches) / invocations, 1),
+        "s3_puts_per_gb": round(puts * per_gb),
+        "lambda_requests_per_gb": round(invocations * per_gb),
+        "gb_seconds_per_gb": round(gb_seconds * per_gb, 3),
+        "cpu_ms_per_invocation": round(1000 * cpu / invocations, 2),
+        "usd_per_gb": round(sum(cost.values()), 4),
+        "usd_per_gb_parts": {k: round(v, 5) for k, v in cost.items()},
+        "latency_p50_s": round(percentile(latencies, 0.50), 2),
+        "latency_p99_s": round(percentile(latencies, 0.99), 2),
+        "objects_per_partition_hour": round(lake_objects_per_hour / args.sections, 1),
+        "stored_bytes_per_gb": round(stored * per_gb),
+        "firehose_usd_per_gb": round(firehose, 4),
+        "firehose_latency_s": interval,
+    }
+
+
+def table(rows):
+    header = ("| events/s per shard | window | mean batch | S3 PUTs per GB | Lambda requests per GB "
+              "| GB-s per GB | $ per GB | p50 / p99 latency | objects per partition-hour "
+              "| Firehose $ per GB (latency) |")
+    lines = [header, "| " + " | ".join(["---:"] * 10) + " |"]
+    for r in rows:
+        lines.append(
+            f"| {r['events_per_second']:,} | {r['window_s']:g} s | {r['mean_batch']:,} "
+            f"| {r['s3_puts_per_gb']:,} | {r['lambda_requests_per_gb']:,} | {r['gb_seconds_per_gb']} "
+            f"| ${r['usd_per_gb']:.4f} | {r['latency_p50_s']} / {r['latency_p99_s']} s "
+            f"| {r['objects_per_partition_hour']} | ${r['firehose_usd_per_gb']:.3f} ({r['firehose_latency_s']:g} s) |")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--weir", required=True)
+    parser.add_argument("--wasm", required=True)
+    parser.add_argument("--rate", default="10,100,1000",
+                        help="events/s per shard, comma-separated (default 10,100,1000)")
+    parser.add_argument("--event-bytes", type=int, default=850)
+    parser.add_argument("--sections", type=int, default=8, help="sections the events touch")
+    parser.add_argument("--batch-size", type=int, default=10_000, help="the mapping's BatchSize")
+    parser.add_argument("--window", type=float, default=60,
+                        help="MaximumBatchingWindowInSeconds (default 60)")
+    parser.add_argument("--parallelization", type=int, default=1)
+    parser.add_argument("--format", default="json", choices=["json", "json-zstd", "parquet"])
+    parser.add_argument("--memory-mb", type=int, default=512, help="the function's memory")
+    parser.add_argument("--s3-latency-ms", type=float, default=30,
+                        help="assumed S3 round trip (default 30 ms)")
+    parser.add_argument("--hours", type=float, default=1, help="simulated time at most")
+    parser.add_argument("--scratch", default="/dev/shm" if os.path.isdir("/dev/shm") else None)
+    parser.add_argument("--json", help="also write the rows to this file")
+    for name, value in PRICES.items():
+        parser.add_argument(f"--price-{name.replace('_', '-')}", type=float, default=value)
+    args = parser.parse_args()
+    for name in PRICES:
+        PRICES[name] = getattr(args, f"price_{name}")
+    rows = [measure(args, float(rate)) for rate in args.rate.split(",")]
+    print(f"assumed: warm function, {args.memory_mb} MB, S3 round trip {args.s3_latency_ms:g} ms, "
+          f"{args.event_bytes}-byte events over {args.sections} sections, format {args.format}, "
+          f"BatchSize {args.batch_size}, ParallelizationFactor {args.parallelization}")
+    print(table(rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
