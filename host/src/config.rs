@@ -141,6 +141,8 @@ impl Config {
         let ledger = match get("WEIR_LEDGER") {
             Some(value) if value.trim() == "off" => None,
             Some(_) => Some(location("WEIR_LEDGER", "the ledger, s3://bucket/prefix")?),
+            // A lake that keeps nothing (benchmarks) needs no ledger.
+            None if lake == "discard:" => None,
             None => Some(default_ledger(&lake)),
         };
         Ok(Self {
@@ -194,6 +196,8 @@ mod tests {
 
     #[test]
     fn turns_the_ledger_off_or_moves_it() {
+        let discard = [("WEIR_LAKE", "discard:"), BASE[1], BASE[2]];
+        assert_eq!(config(&discard).unwrap().ledger, None);
         let mut vars = BASE.to_vec();
         vars.push(("WEIR_LEDGER", "off"));
         assert_eq!(config(&vars).unwrap().ledger, None);
