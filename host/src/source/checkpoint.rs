@@ -15,7 +15,7 @@
 //!
 //! With an exactly-once [`Ledger`] (what `weir run --checkpoint` sets up), the ledger's
 //! watermark is the checkpoint: one idea of "stored" for the poller and the Lambda. A shard
-//! without a ledger document yet resumes from its old checkpoint object, if it has one.
+//! whose ledger has no watermark yet resumes from its old checkpoint object, if it has one.
 
 use crate::batch::ledger::Ledger;
 use crate::source::record::source_label;
@@ -112,8 +112,8 @@ impl Checkpoints {
                     shard: shard.to_owned(),
                     message: e.to_string(),
                 })?;
-            if snapshot.tag.is_some() && snapshot.fallback.is_none() {
-                return Ok(snapshot.state.stored);
+            if let Some(stored) = snapshot.state.stored {
+                return Ok(Some(stored));
             }
         }
         let Some(store) = &self.store else {
@@ -237,6 +237,40 @@ mod tests {
             local(dir.path(), "b").load("s").await,
             Err(CheckpointError::Invalid { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn with_a_ledger_its_watermark_is_the_checkpoint_and_old_ones_still_count() {
+        let dir = tempfile::tempdir().unwrap();
+        local(dir.path(), "events")
+            .save("shardId-0", &Position::from_index(41))
+            .await
+            .unwrap();
+        let location = Checkpoints::ledger_location(dir.path().to_str().unwrap(), "events");
+        let ledger = Arc::new(Ledger::open(&location, 1).await.unwrap());
+        let checkpoints = local(dir.path(), "events").with_ledger(Arc::clone(&ledger));
+        // No watermark yet: the checkpoint an earlier release wrote.
+        assert_eq!(
+            checkpoints.load("shardId-0").await.unwrap(),
+            Some(Position::from_index(41))
+        );
+        let read = ledger.fetch("shardId-0").await.unwrap();
+        let mut state = read.state.clone();
+        state.stored = Some(Position::from_index(77));
+        ledger.write("shardId-0", &read, state).await.unwrap();
+        assert_eq!(
+            checkpoints.load("shardId-0").await.unwrap(),
+            Some(Position::from_index(77))
+        );
+        // Saving is the ledger's commit: the old object is left as it was.
+        checkpoints
+            .save("shardId-0", &Position::from_index(90))
+            .await
+            .unwrap();
+        assert_eq!(
+            local(dir.path(), "events").load("shardId-0").await.unwrap(),
+            Some(Position::from_index(41))
+        );
     }
 
     #[tokio::test]
