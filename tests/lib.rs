@@ -152,6 +152,7 @@ pub fn batch_of(values: &[&[u8]], first: u64) -> weir::source::record::Batch {
         .collect();
     weir::source::record::Batch {
         source: "test".into(),
+        stream: None,
         records,
     }
 }

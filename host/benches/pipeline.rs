@@ -428,6 +428,7 @@ fn decode(ndjson: &[u8]) -> Vec<Batch> {
         .chunks(BATCH)
         .map(|c| Batch {
             source: "bench".into(),
+            stream: None,
             records: c.to_vec(),
         })
         .collect()

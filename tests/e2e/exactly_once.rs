@@ -115,7 +115,7 @@ impl Scene {
     }
 
     fn ledger_key(&self) -> String {
-        format!("events/_weir/ledger/{}.json", self.shard())
+        format!("events/_weir/ledger/{}/{}.json", self.stream, self.shard())
     }
 
     async fn ledger(&self) -> Value {

@@ -83,7 +83,7 @@ async fn nothing_is_lost_when_s3_throttles_and_drops_connections() {
         if let Some(checkpoint) = checkpoint {
             // The reported record is not stored: no committed cut holds it. (Its cut's objects
             // may be in S3 already: the retry replaces them.)
-            let key = format!("events/_weir/ledger/{}.json", invocation.shard);
+            let key = format!("events/_weir/ledger/{stream}/{}.json", invocation.shard);
             let ledger = aws.s3.get_object().bucket(&lake).key(&key).send().await;
             if let Ok(ledger) = ledger {
                 let bytes = ledger.body.collect().await.unwrap().into_bytes();

@@ -126,6 +126,7 @@ async fn the_hostile_corpus_lands_where_its_manifest_says() {
         );
         let batch = Batch {
             source: label.clone(),
+            stream: None,
             records,
         };
         let report = pipeline.process(batch, &transform).await;

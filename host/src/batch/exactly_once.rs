@@ -15,7 +15,7 @@ use crate::batch::ledger::state::{ObjectRef, OpenCut, Span};
 use crate::batch::ledger::{Ledger, LedgerError, Snapshot};
 use crate::batch::pipeline::{BatchReport, Pipeline, Prepared};
 use crate::lake::object::Destination;
-use crate::source::record::{Batch, Record};
+use crate::source::record::{Batch, Record, source_label};
 use crate::transform::WasmTransform;
 use std::sync::Arc;
 use std::time::Instant;
@@ -32,7 +32,11 @@ impl Pipeline {
         batch: Batch,
         transform: &Arc<WasmTransform>,
     ) -> BatchReport {
-        let shard = batch.source.clone();
+        // Shard ids repeat across streams: a stream's shards get ledgers of their own.
+        let shard = match &batch.stream {
+            Some(stream) => format!("{}/{}", source_label(stream), batch.source),
+            None => batch.source.clone(),
+        };
         let records = batch.records.len();
         let Some(lowest) = batch.records.iter().map(|r| r.position.clone()).min() else {
             return BatchReport::default();
@@ -78,7 +82,8 @@ impl Pipeline {
                 Some((ready, skipped)) if skipped == plan.stored => ready,
                 _ => {
                     let rest = Batch {
-                        source: shard.clone(),
+                        source: batch.source.clone(),
+                        stream: batch.stream.clone(),
                         records: kept.iter().map(|&r| r.clone()).collect(),
                     };
                     self.prepare_blocking(Arc::new(rest), transform).await

@@ -59,6 +59,7 @@ pub fn run_cases(transform: &WasmTransform, dir: &Path) -> Result<Vec<String>, C
         })?;
         let batch = crate::source::record::Batch {
             source: "contract".into(),
+            stream: None,
             records: vec![record],
         };
         let sorted = transform_batch(&batch, &mut transform.session(), &PipelineConfig::default());

@@ -150,6 +150,7 @@ pub fn original_batches(key: &str, object: &[u8]) -> Result<Vec<Batch>, ReplayEr
             Some(batch) => batch.records.push(record),
             None => batches.push(Batch {
                 source: envelope.source,
+                stream: None,
                 records: vec![record],
             }),
         }

@@ -53,6 +53,7 @@ impl FileSource {
         let records = take_batch(&mut self.pending, limits);
         Ok((!records.is_empty()).then(|| Batch {
             source: self.label.clone(),
+            stream: None,
             records,
         }))
     }

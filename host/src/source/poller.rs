@@ -269,6 +269,7 @@ async fn poll_shard(
             let last = records.last().map(|r| r.position.clone());
             let batch = Batch {
                 source: id.to_owned(),
+                stream: None,
                 records,
             };
             let report = handler.handle_batch(batch).await;

@@ -69,6 +69,9 @@ impl Record {
 pub struct Batch {
     /// Names the source in object keys and envelopes; see [`source_label`].
     pub source: String,
+    /// The Kinesis stream the records came from, when the source says (a Lambda event's
+    /// `eventSourceARN`): shard ids repeat across streams, so it scopes the shard's ledger.
+    pub stream: Option<String>,
     /// The records, in source order.
     pub records: Vec<Record>,
 }

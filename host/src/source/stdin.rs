@@ -83,6 +83,7 @@ impl StdinSource {
         }
         Ok((!records.is_empty()).then(|| Batch {
             source: self.label.clone(),
+            stream: None,
             records,
         }))
     }

@@ -25,6 +25,9 @@ pub struct EventRecord {
     /// `shardId-…:sequence number`.
     #[serde(rename = "eventID", default)]
     pub event_id: Option<String>,
+    /// The stream's ARN, `arn:aws:kinesis:<region>:<account>:stream/<name>`.
+    #[serde(rename = "eventSourceARN", default)]
+    pub event_source_arn: Option<String>,
     /// The Kinesis record itself.
     pub kinesis: KinesisData,
 }

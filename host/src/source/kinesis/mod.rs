@@ -60,20 +60,30 @@ fn shard_of(event_id: Option<&str>) -> &str {
         .map_or("unknown-shard", |(shard, _)| shard)
 }
 
+/// The stream's name in its ARN (`arn:aws:kinesis:…:stream/NAME`), or the ARN as it is.
+fn stream_of(arn: &str) -> &str {
+    arn.rsplit_once(":stream/").map_or(arn, |(_, name)| name)
+}
+
 /// A Lambda invocation's records as batches, one per shard (an event source mapping sends one
 /// shard per invocation), in stream order.
 pub fn batches_from_event(event: KinesisEvent) -> Result<Vec<Batch>, InvalidSequenceNumber> {
     let mut batches: Vec<Batch> = Vec::new();
     for record in event.records {
         let shard = crate::source::record::source_label(shard_of(record.event_id.as_deref()));
+        let stream = record.event_source_arn.as_deref().map(stream_of);
         let kinesis = record.kinesis;
         let position = Position::parse(&kinesis.sequence_number)?;
         let arrival = Timestamp::from_unix_millis(kinesis.arrival_millis);
-        let batch = match batches.iter_mut().position(|b| b.source == shard) {
+        let found = batches
+            .iter_mut()
+            .position(|b| b.source == shard && b.stream.as_deref() == stream);
+        let batch = match found {
             Some(at) => &mut batches[at],
             None => {
                 batches.push(Batch {
                     source: shard,
+                    stream: stream.map(str::to_owned),
                     records: Vec::new(),
                 });
                 batches.last_mut().expect("just pushed")
@@ -103,6 +113,7 @@ mod tests {
                 json!({
                     "eventID": format!("{shard}:{seq}"),
                     "eventSource": "aws:kinesis",
+                    "eventSourceARN": "arn:aws:kinesis:us-east-1:000000000000:stream/weir",
                     "kinesis": {
                         "approximateArrivalTimestamp": 1_700_000_000.125,
                         "data": base64::engine::general_purpose::STANDARD.encode(data),
@@ -126,6 +137,7 @@ mod tests {
         .unwrap();
         assert_eq!(batches.len(), 2);
         assert_eq!(batches[0].source, "shardId-000000000001");
+        assert_eq!(batches[0].stream.as_deref(), Some("weir"));
         let data: Vec<&[u8]> = batches[0]
             .records
             .iter()
