@@ -196,7 +196,7 @@ async fn a_half_stored_attempt_retried_with_other_cuts_leaves_each_record_once()
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_crash_after_the_last_object_is_repaired_by_a_bisected_retry() {
+async fn a_crash_mid_invocation_is_repaired_by_a_bisected_retry() {
     let mut scene = Scene::new(40).await;
     // Kill the function while it works on the batch: wherever it stopped, retry both halves.
     let shard = scene.shard();

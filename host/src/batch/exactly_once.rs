@@ -157,14 +157,16 @@ impl Pipeline {
     }
 
     /// The CPU stages on the blocking pool.
-    async fn prepare_blocking(
+    pub(crate) async fn prepare_blocking(
         &self,
         batch: Arc<Batch>,
         transform: &Arc<WasmTransform>,
     ) -> Prepared {
         let (pipeline, transform) = (self.clone(), Arc::clone(transform));
+        // Inside the caller's span, so the CPU stages' logs carry the batch's fields.
+        let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
-            pipeline.prepare(&batch, &mut transform.session(), transform.id())
+            span.in_scope(|| pipeline.prepare(&batch, &mut transform.session(), transform.id()))
         })
         .await
         .expect("the CPU stages do not panic")

@@ -291,7 +291,14 @@ impl Pipeline {
                     .instrument(span.clone())
                     .await
             }
-            None => self.process_at_least_once(batch, transform, &span).await,
+            None => {
+                // Without a ledger, deterministic keys make a retry of the same cut overwrite.
+                let prepared = self
+                    .prepare_blocking(Arc::new(batch), transform)
+                    .instrument(span.clone())
+                    .await;
+                self.store(prepared).instrument(span.clone()).await
+            }
         };
         span.in_scope(|| {
             tracing::info!(
@@ -304,22 +311,5 @@ impl Pipeline {
             );
         });
         report
-    }
-
-    /// Without a ledger: deterministic keys make a retry of the same cut overwrite its objects.
-    async fn process_at_least_once(
-        &self,
-        batch: Batch,
-        transform: &Arc<WasmTransform>,
-        span: &tracing::Span,
-    ) -> BatchReport {
-        let (pipeline, transform) = (self.clone(), Arc::clone(transform));
-        let cpu_span = span.clone();
-        let prepared = tokio::task::spawn_blocking(move || {
-            cpu_span.in_scope(|| pipeline.prepare(&batch, &mut transform.session(), transform.id()))
-        })
-        .await
-        .expect("the CPU stages do not panic");
-        self.store(prepared).instrument(span.clone()).await
     }
 }

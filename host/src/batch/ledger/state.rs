@@ -142,15 +142,15 @@ impl Span {
         }
     }
 
-    /// Whether the record belongs to the span.
-    pub fn contains(&self, record: &Record) -> bool {
-        self.first <= record.position
-            && record.position <= self.last
-            && self.lanes.as_ref().is_none_or(|lanes| {
-                lanes
-                    .binary_search(&lane_hash(record.kinesis_partition_key()))
-                    .is_ok()
-            })
+    /// Whether the record at `position`, with lane hash `lane`, belongs to the span. `lane` is
+    /// needed only when the span keeps lanes.
+    fn holds(&self, position: &Position, lane: Option<u64>) -> bool {
+        self.first <= *position
+            && *position <= self.last
+            && self
+                .lanes
+                .as_ref()
+                .is_none_or(|lanes| lane.is_some_and(|lane| lanes.binary_search(&lane).is_ok()))
     }
 
     fn lane_count(&self) -> usize {
@@ -188,17 +188,37 @@ impl ShardState {
         serde_json::to_vec(self).expect("a ledger document always serializes")
     }
 
-    /// Whether a committed cut (or the watermark) holds the record.
-    pub fn is_stored(&self, record: &Record) -> bool {
-        self.stored.as_ref().is_some_and(|w| record.position <= *w)
-            || self.committed.iter().any(|span| span.contains(record))
-    }
-
     /// Which of the records are stored, and which open cuts they overlap.
     pub fn plan(&self, records: &[Record]) -> Plan {
-        let stored: Vec<bool> = records.iter().map(|r| self.is_stored(r)).collect();
+        // Hash each record's partition key once, and only if some span keeps lanes.
+        let spans = self
+            .committed
+            .iter()
+            .chain(self.open.iter().map(|cut| &cut.span));
+        let multi_lane = spans.into_iter().any(|span| span.lanes.is_some());
+        let lanes: Vec<Option<u64>> = records
+            .iter()
+            .map(|r| multi_lane.then(|| lane_hash(r.kinesis_partition_key())))
+            .collect();
+        let stored = records
+            .iter()
+            .zip(&lanes)
+            .map(|(r, &lane)| {
+                self.stored.as_ref().is_some_and(|w| r.position <= *w)
+                    || self
+                        .committed
+                        .iter()
+                        .any(|span| span.holds(&r.position, lane))
+            })
+            .collect();
         let abandoned = (0..self.open.len())
-            .filter(|&i| records.iter().any(|r| self.open[i].span.contains(r)))
+            .filter(|&i| {
+                let span = &self.open[i].span;
+                records
+                    .iter()
+                    .zip(&lanes)
+                    .any(|(r, &lane)| span.holds(&r.position, lane))
+            })
             .collect();
         Plan { stored, abandoned }
     }
