@@ -348,7 +348,8 @@ pub fn check_cases(
                 weir::lake::encode::push_line(&mut line, &record.data);
                 line.pop();
                 let found = lake.iter().any(|(key, lines)| {
-                    key.rsplit_once('/').map(|(dir, _)| dir) == Some(partition.as_str())
+                    key.rsplit_once('/').map(|(dir, _)| dir)
+                        == Some(&*format!("retail/{partition}"))
                         && lines.contains(&line)
                 });
                 assert!(found, "{case}: not in partition {partition}");

@@ -169,6 +169,9 @@ pub fn local_pipeline(dir: &Path) -> weir::batch::pipeline::Pipeline {
         failed: open("failed"),
         config: Default::default(),
         ledger: None,
+        tables: Some(std::sync::Arc::new(weir::batch::tables::Tables::new(
+            weir::storage::VersionedStore::Local(dir.join("lake/_weir/tables")),
+        ))),
     }
 }
 

@@ -17,6 +17,18 @@ thread_local! {
     static INPUT: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
+/// The bytes of a custom section, as a static array (what `link_section` needs).
+pub const fn section<const N: usize>(text: &str) -> [u8; N] {
+    let bytes = text.as_bytes();
+    let mut out = [0; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = bytes[i];
+        i += 1;
+    }
+    out
+}
+
 /// `weir_v1_init`: called once per instance before any record.
 ///
 /// Routes panics to the host's `panic` import, so that a trap caused by a panic carries its

@@ -20,5 +20,5 @@ pub type Outcome = Result<Partition, Rejection>;
 /// The ABI glue that [`export!`] expands to. Not part of the API: it changes with the ABI.
 #[doc(hidden)]
 pub mod __abi {
-    pub use crate::abi::{init, input, transform};
+    pub use crate::abi::{init, input, section, transform};
 }

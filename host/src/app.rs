@@ -3,6 +3,7 @@
 use crate::batch::handler::Handler;
 use crate::batch::ledger::Ledger;
 use crate::batch::pipeline::{Pipeline, PipelineConfig};
+use crate::batch::tables::Tables;
 use crate::config::Config;
 use crate::registry::active::ActiveTransform;
 use crate::storage::{Store, StoreError};
@@ -55,6 +56,15 @@ pub enum StartError {
     /// The exactly-once ledger's location could not be opened.
     #[error("cannot open the ledger {location}")]
     Ledger {
+        /// The location.
+        location: String,
+        /// Why.
+        #[source]
+        source: crate::storage::VersionedError,
+    },
+    /// The table descriptors' location could not be opened.
+    #[error("cannot open the table descriptors {location}")]
+    Tables {
         /// The location.
         location: String,
         /// Why.
@@ -166,11 +176,21 @@ pub async fn pipeline(
                 source,
             })
     };
+    let tables = if lake == "discard:" {
+        None
+    } else {
+        let location = crate::batch::tables::default_location(lake);
+        let tables = Tables::open(&location)
+            .await
+            .map_err(|source| StartError::Tables { location, source })?;
+        Some(Arc::new(tables))
+    };
     Ok(Pipeline {
         lake: open("the lake", lake).await?,
         failed: open("the failed location", failed).await?,
         config,
         ledger: None,
+        tables,
     })
 }
 

@@ -223,7 +223,10 @@ async fn publishes_activates_and_rolls_back_on_s3() {
 
 /// A module that puts every record under `layout=<tag>`.
 fn layout_module(dir: &Path, tag: &str) -> String {
-    let extra = format!(r#"(data (i32.const 64) "layout") (data (i32.const 80) "{tag}")"#);
+    let extra = format!(
+        r#"(data (i32.const 64) "layout") (data (i32.const 80) "{tag}")
+        (@custom "weir.partition_columns" "layout\n")"#
+    );
     let body = format!(
         "(call $partition (i32.const 64) (i32.const 6) (i32.const 80) (i32.const {})) i32.const 0",
         tag.len()
@@ -329,13 +332,15 @@ fn follows_the_active_version(registry: &str, endpoint: Option<&str>, corrupt: i
     };
 
     writeln!(stdin, "{event}").unwrap();
-    eventually("v1's layout", || objects_under("section=Books/") == 1);
+    eventually("v1's layout", || {
+        objects_under("retail/section=Books/") == 1
+    });
 
     activate("v2");
     std::thread::sleep(std::time::Duration::from_millis(1100));
     writeln!(stdin, "{event}").unwrap();
     eventually("v2's layout, without a restart", || {
-        objects_under("layout=v2/") == 1
+        objects_under("retail_v2/layout=v2/") == 1
     });
 
     // v3's module changes after publishing: the host must refuse it and keep running v2.
@@ -344,9 +349,9 @@ fn follows_the_active_version(registry: &str, endpoint: Option<&str>, corrupt: i
     std::thread::sleep(std::time::Duration::from_millis(1100));
     writeln!(stdin, "{event}").unwrap();
     eventually("the last good version to keep running", || {
-        objects_under("layout=v2/") == 2
+        objects_under("retail_v2/layout=v2/") == 2
     });
-    assert_eq!(objects_under("layout=v3/"), 0);
+    assert_eq!(objects_under("retail_v2/layout=v3/"), 0);
 
     drop(stdin);
     let output = host.wait_with_output().unwrap();
@@ -420,7 +425,12 @@ fn replay_after_fixing_the_transform_recovers_the_failed_records() {
     let broken = dir.path().join("broken.wasm");
     let body =
         "(call $reject (i32.const 32) (i32.const 4) (i32.const 32) (i32.const 4)) i32.const 1";
-    std::fs::write(&broken, weir_tests::wasm(&weir_tests::guest_wat(body, ""))).unwrap();
+    let columns = r#"(@custom "weir.partition_columns" "section\ndt\nhr\n")"#;
+    std::fs::write(
+        &broken,
+        weir_tests::wasm(&weir_tests::guest_wat(body, columns)),
+    )
+    .unwrap();
     let publish = |version: &str, module: &str| {
         ok(transform(
             None,

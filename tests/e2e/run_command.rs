@@ -110,7 +110,8 @@ fn ingests_test_data_into_a_hive_partitioned_lake_and_loses_nothing() {
                 .replace("{arrival_hr}", &arrival.utc_hour());
             let line = stored_line(case);
             let found = lake.iter().any(|(key, lines)| {
-                key.rsplit_once('/').unwrap().0 == partition && lines.contains(&line)
+                key.rsplit_once('/').unwrap().0 == format!("retail/{partition}")
+                    && lines.contains(&line)
             });
             assert!(found, "{case}: not found in partition {partition}");
             continue;
@@ -164,12 +165,16 @@ fn ingests_test_data_into_a_hive_partitioned_lake_and_loses_nothing() {
     assert_eq!(top, ["failed", "lake"]);
     for (key, _) in &lake {
         let levels: Vec<&str> = key.split('/').collect();
-        assert_eq!(levels.len(), 4, "{key}");
-        for (level, name) in levels.iter().zip(["section=", "dt=", "hr="]) {
+        assert_eq!(levels.len(), 5, "{key}");
+        assert_eq!(
+            levels[0], "retail",
+            "the table, named after the module: {key}"
+        );
+        for (level, name) in levels[1..].iter().zip(["section=", "dt=", "hr="]) {
             assert!(level.starts_with(name), "{key}");
         }
         assert!(
-            levels[3].ends_with(".json.gz") && !levels[3].starts_with(['.', '_']),
+            levels[4].ends_with(".json.gz") && !levels[4].starts_with(['.', '_']),
             "{key}"
         );
     }
@@ -279,12 +284,27 @@ fn parquet_output_keeps_every_accepted_event_faithfully() {
     let output = weir_run(dir.path(), &["--format", "parquet", "--batch-size", "7"]);
     assert!(output.status.success(), "{output:?}");
     let lake = dir.path().join("lake");
+    // The table's descriptor records its layout and format, for tools and later writers.
+    let descriptor: Value =
+        serde_json::from_slice(&std::fs::read(lake.join("_weir/tables/retail.json")).unwrap())
+            .unwrap();
+    assert_eq!(descriptor["format"], "weir-table/1");
+    assert_eq!(
+        descriptor["columns"],
+        serde_json::json!(["section", "dt", "hr"])
+    );
+    assert_eq!(descriptor["object_format"], "parquet");
+    assert_eq!(descriptor["created_by"]["transform"], "retail");
     let mut rows = Vec::new();
     for key in object_keys(&lake) {
+        if key.starts_with("_weir/") {
+            continue;
+        }
         assert!(key.ends_with(".parquet"), "{key}");
         let body = std::fs::read(lake.join(&key)).unwrap();
         assert_eq!(&body[..4], b"PAR1", "{key}");
-        let partition = key.rsplit_once('/').unwrap().0.to_owned();
+        let partition = key.rsplit_once('/').unwrap().0;
+        let partition = partition.strip_prefix("retail/").unwrap().to_owned();
         for row in weir::lake::parquet_file::read(body.into()).unwrap() {
             rows.push((partition.clone(), row));
         }

@@ -31,6 +31,7 @@ impl Pipeline {
         ledger: &Ledger,
         batch: Batch,
         transform: &Arc<WasmTransform>,
+        refusal: Option<&Arc<str>>,
     ) -> BatchReport {
         // Shard ids repeat across streams: a stream's shards get ledgers of their own.
         let shard = match &batch.stream {
@@ -44,7 +45,7 @@ impl Pipeline {
         let batch = Arc::new(batch);
         let (read, prepared) = tokio::join!(
             ledger.read(&shard),
-            self.prepare_blocking(Arc::clone(&batch), transform)
+            self.prepare_blocking(Arc::clone(&batch), transform, refusal.cloned())
         );
         let (mut snapshot, mut requests) = match read {
             Ok(read) => read,
@@ -86,7 +87,8 @@ impl Pipeline {
                         stream: batch.stream.clone(),
                         records: kept.iter().map(|&r| r.clone()).collect(),
                     };
-                    self.prepare_blocking(Arc::new(rest), transform).await
+                    self.prepare_blocking(Arc::new(rest), transform, refusal.cloned())
+                        .await
                 }
             };
             let mut objects: Vec<ObjectRef> = ready
@@ -161,12 +163,16 @@ impl Pipeline {
         &self,
         batch: Arc<Batch>,
         transform: &Arc<WasmTransform>,
+        refusal: Option<Arc<str>>,
     ) -> Prepared {
         let (pipeline, transform) = (self.clone(), Arc::clone(transform));
         // Inside the caller's span, so the CPU stages' logs carry the batch's fields.
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
-            span.in_scope(|| pipeline.prepare(&batch, &mut transform.session(), transform.id()))
+            span.in_scope(|| {
+                let refusal = refusal.as_deref();
+                pipeline.prepare(&batch, &mut transform.session(), transform.id(), refusal)
+            })
         })
         .await
         .expect("the CPU stages do not panic")

@@ -2,7 +2,8 @@
 //! partition, [`pipeline`] encodes, stores and reports, and the [`handler`] is what every
 //! deployment mode hands its batches to; [`metrics`] turns a batch's report into CloudWatch
 //! metrics. With a [`ledger`], [`exactly_once`] stores each batch exactly once however the
-//! event source mapping re-cuts, bisects or redelivers it.
+//! event source mapping re-cuts, bisects or redelivers it. [`tables`] keeps each table to the
+//! layout its descriptor records.
 
 pub mod config;
 pub mod exactly_once;
@@ -11,3 +12,4 @@ pub mod ledger;
 pub mod metrics;
 pub mod pipeline;
 pub mod sort;
+pub mod tables;

@@ -8,6 +8,7 @@
 pub use crate::batch::config::PipelineConfig;
 use crate::batch::ledger::Ledger;
 use crate::batch::sort::{Sorted, transform_batch};
+use crate::batch::tables::{Admission, Tables};
 use crate::lake::encode;
 use crate::lake::envelope::Envelope;
 use crate::lake::format::Format;
@@ -95,7 +96,7 @@ pub fn encode_batch(
         let name = object::object_name(&batch.source, &first, &last, transform, format);
         objects.push(Object {
             destination: Destination::Lake,
-            key: object::lake_key(&group.partition, &name),
+            key: object::lake_key(sorted.table.as_deref(), &group.partition, &name),
             body: body.into(),
             format,
             first,
@@ -214,6 +215,8 @@ pub struct Pipeline {
     pub config: PipelineConfig,
     /// The exactly-once ledger of Kinesis shards, if batches are to be stored exactly once.
     pub ledger: Option<Arc<Ledger>>,
+    /// The lake's table descriptors (None: no check, as for a `discard:` lake).
+    pub tables: Option<Arc<Tables>>,
 }
 
 /// A batch after the CPU stages: its objects, ready to store.
@@ -230,15 +233,20 @@ pub struct Prepared {
 }
 
 impl Pipeline {
-    /// The CPU stages: transform, group, encode. Synchronous; see [`Pipeline::process`].
+    /// The CPU stages: transform, group, encode. Synchronous; see [`Pipeline::process`]. With a
+    /// `refusal`, the table may not be written: accepted records go to the failed location.
     pub fn prepare(
         &self,
         batch: &Batch,
         transform: &mut dyn RecordTransform,
         id: &TransformId,
+        refusal: Option<&str>,
     ) -> Prepared {
         let started = Instant::now();
-        let sorted = transform_batch(batch, transform, &self.config);
+        let mut sorted = transform_batch(batch, transform, &self.config);
+        if let Some(reason) = refusal {
+            sorted.refuse_table(reason);
+        }
         let objects = encode_batch(
             batch,
             &sorted,
@@ -285,16 +293,20 @@ impl Pipeline {
             records = batch.records.len(),
             transform = %transform.id().short()
         );
+        let refusal = match self.admit(transform).instrument(span.clone()).await {
+            Ok(refusal) => refusal,
+            Err(error) => return span.in_scope(|| not_admitted(&batch, &error)),
+        };
         let report = match &self.ledger {
             Some(ledger) => {
-                self.process_once(ledger, batch, transform)
+                self.process_once(ledger, batch, transform, refusal.as_ref())
                     .instrument(span.clone())
                     .await
             }
             None => {
                 // Without a ledger, deterministic keys make a retry of the same cut overwrite.
                 let prepared = self
-                    .prepare_blocking(Arc::new(batch), transform)
+                    .prepare_blocking(Arc::new(batch), transform, refusal)
                     .instrument(span.clone())
                     .await;
                 self.store(prepared).instrument(span.clone()).await
@@ -311,5 +323,37 @@ impl Pipeline {
             );
         });
         report
+    }
+}
+
+impl Pipeline {
+    /// Asks the table guard whether the transform's table may be written; Some(reason) when it
+    /// may not.
+    async fn admit(&self, transform: &WasmTransform) -> Result<Option<Arc<str>>, String> {
+        let (Some(tables), Some(table)) = (&self.tables, transform.table()) else {
+            return Ok(None);
+        };
+        match tables
+            .admit(table, self.config.format, transform.id())
+            .await
+        {
+            Ok(Admission::Admitted) => Ok(None),
+            Ok(Admission::Refused(reason)) => Ok(Some(reason.into())),
+            Err(error) => Err(format!("table {}: {error}", table.name)),
+        }
+    }
+}
+
+/// A batch that stored nothing because its table's descriptor could not be read or written.
+fn not_admitted(batch: &Batch, error: &str) -> BatchReport {
+    tracing::warn!(
+        error,
+        "table descriptor unavailable; reporting the batch for retry"
+    );
+    BatchReport {
+        records: batch.records.len(),
+        unstored: batch.records.iter().map(|r| r.position.clone()).min(),
+        store_errors: vec![error.to_owned()],
+        ..BatchReport::default()
     }
 }

@@ -1,5 +1,7 @@
 //! Sorting a batch by outcome: each record is size-checked, transformed, and either grouped
-//! under its escaped partition path or set aside as a failure with its reason.
+//! under its escaped partition path or set aside as a failure with its reason. A partition
+//! that does not name its table's columns, in order, is a failure too (`invalid_partition`),
+//! so a table never holds two layouts whatever a transform emits.
 
 use crate::batch::config::PipelineConfig;
 use crate::lake::partition::build_path;
@@ -19,6 +21,22 @@ pub struct Sorted {
     pub failures: Vec<(usize, Failure)>,
     /// Rewritten bodies, referred to by [`Member::body`].
     pub bodies: Vec<u8>,
+    /// The table the groups belong to (its folder prefixes their keys); None for the lake root.
+    pub table: Option<String>,
+}
+
+impl Sorted {
+    /// Sends every accepted record to the failed location instead: the table may not be
+    /// written (see [`crate::batch::tables`]).
+    pub fn refuse_table(&mut self, reason: &str) {
+        for group in std::mem::take(&mut self.groups) {
+            for member in group.members {
+                let failure = Failure::new(ErrorType::InvalidPartition, "table_conflict", reason);
+                self.failures.push((member.record, failure));
+            }
+        }
+        self.failures.sort_by_key(|(record, _)| *record);
+    }
 }
 
 /// The accepted records of one partition.
@@ -45,7 +63,11 @@ pub fn transform_batch(
     transform: &mut dyn RecordTransform,
     config: &PipelineConfig,
 ) -> Sorted {
-    let mut sorted = Sorted::default();
+    let table = transform.table().cloned();
+    let mut sorted = Sorted {
+        table: table.as_ref().map(|t| t.name.clone()),
+        ..Sorted::default()
+    };
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut path = String::new();
     for (i, record) in batch.records.iter().enumerate() {
@@ -70,6 +92,17 @@ pub fn transform_batch(
                 i,
                 Failure::new(ErrorType::InvalidPartition, e.code(), e.to_string()),
             ));
+            continue;
+        }
+        if let Some(table) = &table
+            && !output
+                .segments()
+                .map(|(name, _)| name)
+                .eq(table.columns.iter().map(String::as_bytes))
+        {
+            sorted
+                .failures
+                .push((i, undeclared(&table.columns, output.segments())));
             continue;
         }
         let body = output.body().map(|body| {
@@ -115,6 +148,23 @@ fn check_record(record: &Record, max_bytes: usize) -> Result<(), Failure> {
         return Err(Failure::new(ErrorType::InvalidRecord, "too_large", message));
     }
     Ok(())
+}
+
+/// A partition whose names are not the table's columns.
+fn undeclared<'a>(
+    columns: &[String],
+    segments: impl Iterator<Item = (&'a [u8], &'a [u8])>,
+) -> Failure {
+    let names: Vec<String> = segments.map(|(name, _)| lossy(name)).collect();
+    Failure::new(
+        ErrorType::InvalidPartition,
+        "undeclared_columns",
+        format!(
+            "the partition names ({}), the transform declares ({})",
+            names.join(", "),
+            columns.join(", ")
+        ),
+    )
 }
 
 fn lossy(bytes: &[u8]) -> String {

@@ -3,6 +3,7 @@
 mod check;
 mod compact;
 mod diff;
+mod repartition;
 mod replay;
 mod run;
 mod send;
@@ -31,6 +32,8 @@ enum Command {
     Diff(diff::DiffArgs),
     /// Run failed records again through a (new) transform version.
     Replay(replay::ReplayArgs),
+    /// Move a table's records into a transform version's table (after a partitioning change).
+    Repartition(repartition::RepartitionArgs),
     /// Publish, list, activate, roll back and show transform versions in a registry.
     Transform(transform::TransformArgs),
     /// Merge the per-batch objects of closed partitions into few large ones.
@@ -51,6 +54,7 @@ pub fn main() -> ExitCode {
                     Command::Send(args) => send::send(args).await,
                     Command::Transform(args) => transform::transform(args).await,
                     Command::Replay(args) => replay::replay_command(args).await,
+                    Command::Repartition(args) => repartition::repartition_command(args).await,
                     Command::Diff(args) => diff::diff(args).await,
                     Command::Compact(args) => compact::compact_command(args).await,
                 }

@@ -45,6 +45,11 @@ enum TransformCommand {
         /// Make it the active version once published.
         #[arg(long)]
         activate: bool,
+        /// The lake table it writes. Default: the table of the version it follows when the
+        /// partition columns are the same, else a new table NAME_VERSION (NAME for a first
+        /// version).
+        #[arg(long)]
+        table: Option<String>,
     },
     /// List the published versions; the active one is marked.
     List {
@@ -83,6 +88,7 @@ pub(super) async fn transform(args: TransformArgs) -> anyhow::Result<ExitCode> {
             cases,
             description,
             activate,
+            table,
         } => {
             let bytes = std::fs::read(&module)
                 .with_context(|| format!("cannot read {}", module.display()))?;
@@ -102,14 +108,38 @@ pub(super) async fn transform(args: TransformArgs) -> anyhow::Result<ExitCode> {
                 }
             }
             let registry = Registry::open(&target.registry).await?;
-            let manifest = registry
-                .publish(&target.name, &version, &bytes, limits, description)
+            let published = registry
+                .publish(
+                    &target.name,
+                    &version,
+                    &bytes,
+                    limits,
+                    description,
+                    table.as_deref(),
+                )
                 .await?;
+            let manifest = &published.manifest;
+            let table = manifest
+                .table
+                .as_ref()
+                .expect("published versions have a table");
             println!(
-                "published {}@{} (sha256 {})",
-                manifest.name, manifest.version, manifest.sha256
+                "published {}@{} (sha256 {}), writing table {} ({})",
+                manifest.name,
+                manifest.version,
+                manifest.sha256,
+                table.name,
+                table.columns_text()
             );
+            if let Some(change) = &published.change {
+                println!("{change}");
+            }
             if activate {
+                if let Some(change) = registry.activation_change(&target.name, &version).await?
+                    && published.change.is_none()
+                {
+                    println!("{change}");
+                }
                 registry.activate(&target.name, &version).await?;
                 println!("activated {}@{}", target.name, version);
             }
@@ -132,10 +162,11 @@ pub(super) async fn transform(args: TransformArgs) -> anyhow::Result<ExitCode> {
             }
         }
         TransformCommand::Activate { target, version } => {
-            let active = Registry::open(&target.registry)
-                .await?
-                .activate(&target.name, &version)
-                .await?;
+            let registry = Registry::open(&target.registry).await?;
+            if let Some(change) = registry.activation_change(&target.name, &version).await? {
+                println!("{change}");
+            }
+            let active = registry.activate(&target.name, &version).await?;
             println!("activated {}@{}", target.name, active.version);
         }
         TransformCommand::Rollback { target } => {

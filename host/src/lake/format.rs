@@ -5,7 +5,7 @@
 //! replay` and by people, not by Spark jobs.
 
 /// How lake objects are encoded.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum Format {
     /// Newline-delimited JSON, gzip'd: every event exactly as accepted (`.json.gz`).
     #[default]
@@ -21,6 +21,15 @@ pub enum Format {
 impl Format {
     /// Every format, as compaction visits them.
     pub const ALL: [Self; 3] = [Self::Json, Self::JsonZstd, Self::Parquet];
+
+    /// The name `parse` reads: `json`, `json-zstd` or `parquet`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::JsonZstd => "json-zstd",
+            Self::Parquet => "parquet",
+        }
+    }
 
     /// The object file extension, without the dot.
     pub fn extension(self) -> &'static str {

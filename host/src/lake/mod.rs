@@ -1,6 +1,6 @@
 //! What lands in the lake: escaped partition paths ([`partition`]), deterministic object keys
 //! ([`object`]), the encodings ([`format`]: NDJSON with gzip or zstd via [`encode`], Parquet via
-//! [`parquet_file`] and [`event_row`]), failed-record envelopes ([`envelope`]) and compaction of
+//! [`parquet_file`] and [`event_row`]), failed-record envelopes ([`envelope`]), tables and their descriptors ([`table`]) and compaction of
 //! closed partitions ([`compact`]). Nothing here touches wasmtime or AWS types.
 
 pub mod compact;
@@ -11,3 +11,4 @@ pub mod format;
 pub mod object;
 pub mod parquet_file;
 pub mod partition;
+pub mod table;

@@ -63,9 +63,13 @@ pub fn object_name(
     )
 }
 
-/// The lake key: `<partition path>/<object name>`.
-pub fn lake_key(partition: &str, name: &str) -> String {
-    format!("{partition}/{name}")
+/// The lake key: `<table>/<partition path>/<object name>`, or without the table for a
+/// transform that declares no columns (the lake root, as before tables).
+pub fn lake_key(table: Option<&str>, partition: &str, name: &str) -> String {
+    match table {
+        Some(table) => format!("{table}/{partition}/{name}"),
+        None => format!("{partition}/{name}"),
+    }
 }
 
 /// The failed key: `error_type=<type>/dt=<YYYY-MM-DD>/<object name>`.
@@ -94,8 +98,12 @@ mod tests {
         let name = object_name("shardId-000000000001", &first, &last, &id(), Format::Json);
         assert_eq!(name, "shardId-000000000001-7-12.2-0123456789ab.json.gz");
         assert_eq!(
-            lake_key("section=Home/dt=2024-01-02/hr=03", &name),
-            "section=Home/dt=2024-01-02/hr=03/shardId-000000000001-7-12.2-0123456789ab.json.gz"
+            lake_key(Some("retail"), "section=Home/dt=2024-01-02/hr=03", &name),
+            "retail/section=Home/dt=2024-01-02/hr=03/shardId-000000000001-7-12.2-0123456789ab.json.gz"
+        );
+        assert_eq!(
+            lake_key(None, "dt=2024-01-02", "o.json.gz"),
+            "dt=2024-01-02/o.json.gz"
         );
         assert_eq!(
             failed_key(ErrorType::Rejected, "2024-01-02", &name),

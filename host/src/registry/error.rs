@@ -51,6 +51,31 @@ pub enum RegistryError {
         #[source]
         source: LoadError,
     },
+    /// The table a version would write is not a usable table.
+    #[error("{name}@{version}: {source}")]
+    Table {
+        /// The transform.
+        name: String,
+        /// The version.
+        version: String,
+        /// Why.
+        #[source]
+        source: crate::lake::table::TableError,
+    },
+    /// A table keeps its columns: a version with others must write another table.
+    #[error(
+        "table {table} has columns ({theirs}) (written by {by}); this version declares ({ours}): give it another table (--table NAME), or leave --table out for a new one"
+    )]
+    TableLayout {
+        /// The table.
+        table: String,
+        /// Its columns.
+        theirs: String,
+        /// The new version's.
+        ours: String,
+        /// A version that writes it.
+        by: String,
+    },
     /// A registry file is not what the registry writes.
     #[error("{key} is unreadable: {message}")]
     Malformed {

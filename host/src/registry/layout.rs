@@ -1,6 +1,7 @@
 //! What a registry holds and where: manifests, the active pointer, and their keys.
 
 use super::RegistryError;
+use crate::lake::table::Table;
 use serde::{Deserialize, Serialize};
 
 /// What is known about one published version.
@@ -28,6 +29,10 @@ pub struct Manifest {
     /// Precompiled artifacts: engine key (see [`artifact_key`]) -> sha256 of the artifact.
     #[serde(default)]
     pub artifacts: std::collections::BTreeMap<String, String>,
+    /// The lake table it writes: name and declared partition columns. None only for versions
+    /// published before tables, which write at the lake root.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<Table>,
 }
 
 /// The active pointer of a transform name.

@@ -13,11 +13,13 @@
 //!
 //! Around the store: [`active`] follows a name's active version in a running host, [`contract`]
 //! checks a version against sample cases before it is published, [`diff`] shadow-runs two
-//! versions over the same records, and [`replay`] runs failed records through a new one.
+//! versions over the same records, [`replay`] runs failed records through a new one, and [`repartition`] moves a table's records
+//! into a new version's table.
 
 pub mod active;
 pub mod contract;
 pub mod diff;
+pub mod repartition;
 pub mod replay;
 
 mod error;
@@ -28,10 +30,12 @@ pub use layout::{Active, Manifest};
 
 use layout::{active_key, artifact_path, check_name, manifest_key, module_key};
 
+use crate::lake::table::{Table, TableError, table_name_from};
 use crate::storage::VersionedStore;
 use crate::transform::hex;
 use crate::transform::{
-    ABI_VERSION, TransformLimits, WasmTransform, artifact_key, precompile, publish_targets,
+    ABI_VERSION, LoadError, TransformLimits, WasmTransform, artifact_key, precompile,
+    publish_targets,
 };
 use sha2::{Digest, Sha256};
 
@@ -49,8 +53,14 @@ impl Registry {
         })
     }
 
-    /// Validates the module (it must load as a transform within `limits`) and publishes it as
-    /// `name@version`. Refuses to overwrite a published version.
+    /// Validates the module (it must load as a transform within `limits` and declare its
+    /// partition columns) and publishes it as `name@version`. Refuses to overwrite a published
+    /// version.
+    ///
+    /// Its table is `table` when given, else the table of the version it follows (the active
+    /// one, else the newest) when the columns are the same, else that of the newest version
+    /// with the same columns, else a new one: `name` for a first version, `name_version`
+    /// after. A table never changes columns: naming one whose columns differ is refused.
     pub async fn publish(
         &self,
         name: &str,
@@ -58,16 +68,24 @@ impl Registry {
         module: &[u8],
         limits: TransformLimits,
         description: Option<String>,
-    ) -> Result<Manifest, RegistryError> {
+        table: Option<&str>,
+    ) -> Result<Published, RegistryError> {
         check_name("name", name)?;
         check_name("version", version)?;
-        let transform = WasmTransform::from_bytes(name, module, limits).map_err(|source| {
-            RegistryError::Invalid {
-                name: name.to_owned(),
-                version: version.to_owned(),
-                source,
-            }
-        })?;
+        let invalid = |source| RegistryError::Invalid {
+            name: name.to_owned(),
+            version: version.to_owned(),
+            source,
+        };
+        let transform = WasmTransform::from_bytes(name, module, limits).map_err(invalid)?;
+        let columns = match transform.table() {
+            Some(table) => table.columns.clone(),
+            None => return Err(invalid(LoadError::Columns(TableError::NoColumns))),
+        };
+        let predecessor = self.predecessor(name).await?;
+        let table = self
+            .choose_table(name, version, columns, table, predecessor.as_ref())
+            .await?;
         // Compiled ahead of time for every target hosts run on: they skip the compile.
         let artifacts = publish_targets()
             .iter()
@@ -92,6 +110,7 @@ impl Registry {
                 .iter()
                 .map(|a| (a.key.clone(), hex(&Sha256::digest(&a.bytes))))
                 .collect(),
+            table: Some(table),
         };
         let json = serde_json::to_vec_pretty(&manifest).expect("a manifest serialises");
         // The manifest goes last: a version without one is not published.
@@ -105,7 +124,80 @@ impl Registry {
         self.files
             .create(&manifest_key(name, version), &json)
             .await?;
-        Ok(manifest)
+        let change = table_change(predecessor.as_ref(), &manifest);
+        Ok(Published { manifest, change })
+    }
+
+    /// The version a new one follows: the active one, else the newest published.
+    async fn predecessor(&self, name: &str) -> Result<Option<Manifest>, RegistryError> {
+        if let Some(active) = self.active(name).await? {
+            return self.manifest(name, &active.version).await.map(Some);
+        }
+        let mut versions = self.versions(name).await?;
+        versions.sort_by(|a, b| a.published_at.cmp(&b.published_at));
+        Ok(versions.pop())
+    }
+
+    /// The table a new version writes (see [`Registry::publish`]).
+    async fn choose_table(
+        &self,
+        name: &str,
+        version: &str,
+        columns: Vec<String>,
+        requested: Option<&str>,
+        predecessor: Option<&Manifest>,
+    ) -> Result<Table, RegistryError> {
+        let mut same_layout: Vec<Manifest> = self
+            .versions(name)
+            .await?
+            .into_iter()
+            .filter(|m| m.table.as_ref().is_some_and(|t| t.columns == columns))
+            .collect();
+        same_layout.sort_by(|a, b| a.published_at.cmp(&b.published_at));
+        let inherited = predecessor
+            .into_iter()
+            .chain(same_layout.iter().rev())
+            .filter_map(|m| m.table.as_ref())
+            .find(|t| t.columns == columns);
+        let table_name = match (requested, inherited, predecessor) {
+            (Some(requested), _, _) => requested.to_owned(),
+            (None, Some(inherited), _) => inherited.name.clone(),
+            (None, None, None) => table_name_from(name),
+            (None, None, Some(_)) => table_name_from(&format!("{name}_{version}")),
+        };
+        let table = Table::new(&table_name, columns).map_err(|source| RegistryError::Table {
+            name: name.to_owned(),
+            version: version.to_owned(),
+            source,
+        })?;
+        // Any version of this transform that writes the table must agree on its columns.
+        for other in self.versions(name).await? {
+            if let Some(theirs) = other.table.filter(|t| t.name == table.name)
+                && theirs.columns != table.columns
+            {
+                return Err(RegistryError::TableLayout {
+                    table: table.name,
+                    theirs: theirs.columns.join(", "),
+                    ours: table.columns.join(", "),
+                    by: format!("{}@{}", other.name, other.version),
+                });
+            }
+        }
+        Ok(table)
+    }
+
+    /// What making `version` active changes about where new records land, if anything.
+    pub async fn activation_change(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<Option<String>, RegistryError> {
+        let target = self.manifest(name, version).await?;
+        let current = match self.active(name).await? {
+            Some(active) => Some(self.manifest(name, &active.version).await?),
+            None => None,
+        };
+        Ok(table_change(current.as_ref(), &target))
     }
 
     /// Every published version of `name`, oldest name first.
@@ -249,7 +341,10 @@ impl Registry {
             version: manifest.version.clone(),
             source,
         };
-        Ok(loaded.map_err(invalid)?.with_version(version))
+        Ok(loaded
+            .map_err(invalid)?
+            .with_version(version)
+            .with_table(manifest.table.clone()))
     }
 
     /// The module of `name@version` (the active version when `version` is None), verified
@@ -290,6 +385,37 @@ impl Registry {
         }
         Ok((manifest, module.bytes))
     }
+}
+
+/// A published version, and what it changes about the lake's tables.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// Its manifest.
+    pub manifest: Manifest,
+    /// Set when it writes another table than the version it follows: say so before it is used.
+    pub change: Option<String>,
+}
+
+/// Says how `to` changes where records land compared to `from`, if it does.
+pub fn table_change(from: Option<&Manifest>, to: &Manifest) -> Option<String> {
+    let describe = |m: &Manifest| match &m.table {
+        Some(t) => format!("table {} ({})", t.name, t.columns.join(", ")),
+        None => "the lake root (no declared columns)".to_owned(),
+    };
+    let from = from?;
+    if from.table == to.table {
+        return None;
+    }
+    Some(format!(
+        "NEW TABLE: {}@{} writes {}; {}@{} writes {}. New records land in the new table; \
+         readers of the old one see no new records (see `weir repartition`).",
+        to.name,
+        to.version,
+        describe(to),
+        from.name,
+        from.version,
+        describe(from)
+    ))
 }
 
 fn parse<T: serde::de::DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, RegistryError> {

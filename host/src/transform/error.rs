@@ -58,6 +58,9 @@ pub enum LoadError {
         /// The import's name.
         name: String,
     },
+    /// The declared partition columns are not usable.
+    #[error("the module's partition columns are unusable")]
+    Columns(#[source] crate::lake::table::TableError),
     /// Linking or a trial instantiation failed (e.g. an import of the wrong type, an initial
     /// memory over the cap, a trap in the module's initialiser).
     #[error("the module cannot be instantiated: {0}")]

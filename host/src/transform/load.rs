@@ -6,7 +6,8 @@ use super::error::LoadError;
 use super::guest::GuestState;
 use super::id::hex;
 use super::limits::TransformLimits;
-use super::{TransformId, artifact, imports, wasi};
+use super::{TransformId, artifact, columns, imports, wasi};
+use crate::lake::table::{Table, check_columns, table_name_from};
 use sha2::{Digest, Sha256};
 use std::path::Path;
 use wasmtime::{ExternType, FuncType, InstancePre, Linker, Module, ValType};
@@ -16,6 +17,7 @@ pub struct WasmTransform {
     pub(crate) id: TransformId,
     pub(crate) pre: InstancePre<GuestState>,
     pub(crate) limits: TransformLimits,
+    pub(crate) table: Option<Table>,
 }
 
 impl std::fmt::Debug for WasmTransform {
@@ -23,6 +25,7 @@ impl std::fmt::Debug for WasmTransform {
         f.debug_struct("WasmTransform")
             .field("id", &self.id)
             .field("limits", &self.limits)
+            .field("table", &self.table)
             .finish_non_exhaustive()
     }
 }
@@ -41,7 +44,9 @@ impl WasmTransform {
     }
 
     /// Compiles (or takes from the local compile cache, see [`precompile`](super::precompile))
-    /// and checks a module; a trial instance proves it initialises within the limits.
+    /// and checks a module; a trial instance proves it initialises within the limits. Its
+    /// declared partition columns, if any, make its table, named after `name` until
+    /// [`with_table`](Self::with_table) says otherwise.
     pub fn from_bytes(
         name: &str,
         bytes: &[u8],
@@ -56,17 +61,28 @@ impl WasmTransform {
         if !bytes.starts_with(b"\0asm") {
             return Err(LoadError::NotWasm("missing the `\\0asm` header".into()));
         }
+        let table = match columns::declared_columns(bytes).map_err(LoadError::NotWasm)? {
+            Some(declared) => {
+                check_columns(&declared, &Default::default()).map_err(LoadError::Columns)?;
+                Some(Table {
+                    name: table_name_from(name),
+                    columns: declared,
+                })
+            }
+            None => None,
+        };
         let sha256 = hex(&Sha256::digest(bytes));
         let module = artifact::compile_cached(bytes, &sha256)
             .map_err(|e| LoadError::NotWasm(format!("{e:#}")))?;
-        Self::from_module(name, sha256, module, limits)
+        Ok(Self::from_module(name, sha256, module, limits)?.with_table(table))
     }
 
     /// Loads a module precompiled by [`precompile`](super::precompile) for this host's target, skipping
     /// compilation: the cold-start path. `sha256` is the original module's.
     ///
     /// The caller must have verified `artifact` (against the sha256 recorded when it was
-    /// published): deserializing trusts it to be code this engine produced.
+    /// published): deserializing trusts it to be code this engine produced. An artifact keeps
+    /// no custom sections: the caller gives the table (from the version's manifest).
     pub fn from_precompiled(
         name: &str,
         sha256: &str,
@@ -103,6 +119,7 @@ impl WasmTransform {
             },
             pre,
             limits,
+            table: None,
         };
         transform
             .session()
@@ -115,6 +132,19 @@ impl WasmTransform {
     pub fn with_version(mut self, version: impl Into<String>) -> Self {
         self.id.version = Some(version.into());
         self
+    }
+
+    /// The same transform, writing `table` (None: the lake root, for a module that declares no
+    /// columns).
+    pub fn with_table(mut self, table: Option<Table>) -> Self {
+        self.table = table;
+        self
+    }
+
+    /// The table it writes, or None for a module that declares no columns (it writes at the
+    /// lake root, as releases before tables did).
+    pub fn table(&self) -> Option<&Table> {
+        self.table.as_ref()
     }
 
     /// Who this transform is: name and sha256, recorded in every object key and envelope.

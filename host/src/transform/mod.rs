@@ -5,6 +5,7 @@
 //! and deadline, a memory cap and an output cap; see `guest-sdk/ABI.md` for the contract.
 
 mod artifact;
+mod columns;
 mod engine;
 mod error;
 mod guest;
@@ -17,6 +18,7 @@ mod session;
 mod wasi;
 
 pub use artifact::{Artifact, artifact_key, precompile, publish_targets};
+pub use columns::declared_columns;
 pub use engine::{LAMBDA_TARGETS, host_target};
 pub use error::LoadError;
 pub use id::{TransformId, hex};
@@ -28,6 +30,7 @@ pub use session::WasmSession;
 /// The ABI version this host speaks.
 pub const ABI_VERSION: u32 = 1;
 
+use crate::lake::table::Table;
 use crate::source::failure::Failure;
 use crate::source::record::Record;
 
@@ -36,4 +39,10 @@ use crate::source::record::Record;
 pub trait RecordTransform {
     /// Runs the record; the answer stays borrowed until the next call.
     fn apply(&mut self, record: &Record) -> Result<&Output, Failure>;
+
+    /// The table its records go to: its segments must name the table's columns. None writes
+    /// at the lake root without a check (a module that declares no columns).
+    fn table(&self) -> Option<&Table> {
+        None
+    }
 }

@@ -148,6 +148,10 @@ impl WasmSession<'_> {
 }
 
 impl RecordTransform for WasmSession<'_> {
+    fn table(&self) -> Option<&crate::lake::table::Table> {
+        self.transform.table()
+    }
+
     fn apply(&mut self, record: &Record) -> Result<&Output, Failure> {
         match self.run(record) {
             Ok(status) => {

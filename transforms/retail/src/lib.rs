@@ -33,7 +33,7 @@ pub fn transform(record: &Record<'_>) -> Outcome {
         .segment("hr", time.utc_hour()))
 }
 
-weir_guest_sdk::export!(transform);
+weir_guest_sdk::export!(transform, columns = ["section", "dt", "hr"]);
 
 fn require_non_empty(field: &str, value: &str) -> Result<(), Rejection> {
     if value.is_empty() {

@@ -20,7 +20,7 @@
 //! (its `dt`/`hr` ended `older_than` ago); choose `older_than` longer than the stream's
 //! retention, so that no redelivered batch can rewrite a source after it was merged.
 
-mod merge;
+pub(crate) mod merge;
 mod plan;
 
 pub use merge::{DecodeError, Records};
