@@ -68,6 +68,16 @@ pub fn bootstrap_bin() -> PathBuf {
 
 /// The retail transform, built for wasm32-wasip1.
 pub fn retail_wasm() -> PathBuf {
+    transform_wasm("WEIR_RETAIL_WASM", "retail.wasm")
+}
+
+/// The retail transform with the hour dropped (`transforms/retail-daily`), built for
+/// wasm32-wasip1.
+pub fn retail_daily_wasm() -> PathBuf {
+    transform_wasm("WEIR_RETAIL_DAILY_WASM", "retail_daily.wasm")
+}
+
+fn transform_wasm(var: &str, file: &str) -> PathBuf {
     let profile = profile_dir();
     let name = profile
         .file_name()
@@ -76,10 +86,7 @@ pub fn retail_wasm() -> PathBuf {
     let target = profile
         .parent()
         .expect("the profile directory sits in target/");
-    built(
-        "WEIR_RETAIL_WASM",
-        target.join("wasm32-wasip1").join(name).join("retail.wasm"),
-    )
+    built(var, target.join("wasm32-wasip1").join(name).join(file))
 }
 
 /// `tests/data/expected.json`: each case's expected outcome.

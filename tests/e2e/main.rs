@@ -14,3 +14,4 @@ mod lambda;
 mod registry;
 mod run_command;
 mod stack;
+mod tables;

@@ -6,7 +6,29 @@
 use std::{borrow::Cow, fmt, marker::PhantomData};
 
 use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use weir_guest_sdk::Timestamp;
+use weir_guest_sdk::{Record, Rejection, Timestamp};
+
+/// Validates an event and returns what its partition is made of: its section, and when it
+/// happened (`metadata.event_time`), else when it arrived.
+pub(crate) fn route<'a>(record: &'a Record<'_>) -> Result<(String, Timestamp), Rejection> {
+    let event: Event<'a> = record.parse()?;
+    let metadata = event.metadata;
+    require_non_empty("metadata.uuid", &metadata.uuid)?;
+    require_non_empty("metadata.section", &metadata.section)?;
+    let time = metadata.event_time.0.unwrap_or(record.arrival());
+    Ok((metadata.section.into_owned(), time))
+}
+
+fn require_non_empty(field: &str, value: &str) -> Result<(), Rejection> {
+    if value.is_empty() {
+        Err(Rejection::new(
+            "empty_field",
+            format!("{field} must be a non-empty string"),
+        ))
+    } else {
+        Ok(())
+    }
+}
 
 /// An event: `{"metadata": {...}, "payload": {...}}`; other top-level fields are ignored.
 #[derive(Debug)]

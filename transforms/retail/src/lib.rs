@@ -16,39 +16,22 @@
 
 mod event;
 
-use weir_guest_sdk::{Outcome, Partition, Record, Rejection};
-
-use crate::event::Event;
+use weir_guest_sdk::{Outcome, Partition, Record};
 
 /// Validates one retail event and names its partition: `section`, `dt`, `hr`.
 pub fn transform(record: &Record<'_>) -> Outcome {
-    let event: Event<'_> = record.parse()?;
-    let metadata = event.metadata;
-    require_non_empty("metadata.uuid", &metadata.uuid)?;
-    require_non_empty("metadata.section", &metadata.section)?;
-    let time = metadata.event_time.0.unwrap_or(record.arrival());
+    let (section, time) = event::route(record)?;
     Ok(Partition::new()
-        .segment("section", metadata.section)
+        .segment("section", section)
         .segment("dt", time.utc_date())
         .segment("hr", time.utc_hour()))
 }
 
 weir_guest_sdk::export!(transform, columns = ["section", "dt", "hr"]);
 
-fn require_non_empty(field: &str, value: &str) -> Result<(), Rejection> {
-    if value.is_empty() {
-        Err(Rejection::new(
-            "empty_field",
-            format!("{field} must be a non-empty string"),
-        ))
-    } else {
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use weir_guest_sdk::Timestamp;
+    use weir_guest_sdk::{Rejection, Timestamp};
 
     use super::*;
 
