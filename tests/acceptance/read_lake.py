@@ -12,12 +12,16 @@ inputs and tests/data/expected.json (never from the lake itself):
 - NDJSON reads natively with either codec (`.json.gz`, `.json.zst`);
 - Parquet files with different metadata columns merge (`mergeSchema`, `union_by_name`);
 - `weir compact` keeps every row exactly once, and how long Spark takes to read one day
-  before and after it (printed, not asserted: speed is measured, not tested).
+  before and after it (printed, not asserted: speed is measured, not tested);
+- a partitioning change (the docs' "Changing the partitioning": retail, then retail without
+  the hour, through a registry) leaves two tables that each read whole with pruning and
+  together hold every record, and after `weir repartition --remove-old` one table holds them
+  all, each once.
 
 One Spark session serves the whole run: it takes 10-20 s to start.
 
 Run by scripts/test: `read_lake.py --weir target/release/weir --wasm .../retail.wasm
---work target/acceptance`.
+--daily-wasm .../retail_daily.wasm --work target/acceptance`.
 """
 
 import argparse
@@ -118,6 +122,11 @@ def ingest(args, fmt, generated):
                "--lake", str(lake), "--failed", str(failed),
                "--batch-size", str(BATCH_SIZE), "--format", fmt))
     return lake
+
+
+def table(lake):
+    """The retail transform's table: a module from a file writes the table named after it."""
+    return lake / "retail"
 
 
 def objects(lake, ext):
@@ -250,7 +259,8 @@ def compact(args, lake, fmt, spark, rows):
     ext = EXTENSIONS[fmt]
     before_files = len(objects(lake, ext))
     before = time_one_day(spark, lake, fmt)
-    print(weir(args, "compact", "--lake", str(lake), "--partition-older-than", "1h"))
+    # The lake root: compaction finds the partitions of every table under it.
+    print(weir(args, "compact", "--lake", str(lake.parent), "--partition-older-than", "1h"))
     after_files = len(objects(lake, ext))
     check(after_files < before_files, f"compact {fmt}: {before_files} -> {after_files} objects")
     check_spark(spark, lake, fmt, rows)
@@ -260,10 +270,81 @@ def compact(args, lake, fmt, spark, rows):
           f"{before:.2f} s before, {after:.2f} s after")
 
 
+# --- a partitioning change ---------------------------------------------------------------------
+
+def check_table(spark, root, columns, rows):
+    """One table read whole by Spark and DuckDB, as docs/lake.md shows, with pruning on section
+    and day. `rows` are (column values..., uuid)."""
+    import duckdb
+    from pyspark.sql import functions as F
+
+    want = collections.Counter(rows)
+    df = spark.read.option("basePath", str(root)).json(f"{root}/section=*")
+    check(set(columns) <= set(df.columns), f"spark {root.name}: partition columns {df.columns}")
+    got = collections.Counter(tuple(r) for r in df.select(
+        *columns, F.col("metadata.uuid").alias("uuid")).collect())
+    check(got == want, f"spark {root.name}: rows differ: {diff(got, want)}")
+    query = df.where((F.col("section") == "a=b") & (F.col("dt") == DAY))
+    plan = query._jdf.queryExecution().executedPlan().toString()
+    filters = re.search(r"PartitionFilters: \[([^\]]*)\]", plan)
+    check(filters and "section" in filters.group(1) and "dt" in filters.group(1),
+          f"spark {root.name}: no partition pruning in\n{plan}")
+    check(query.count() == sum(n for r, n in want.items() if r[0] == "a=b" and r[1] == DAY),
+          f"spark {root.name}: the filter returned the wrong rows")
+    glob = "/".join(["*"] * len(columns))
+    source = (f"read_json('{root}/{glob}/*.json.gz', format = 'newline_delimited', "
+              "hive_partitioning = true, hive_types_autocast = false, union_by_name = true)")
+    con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
+    got = collections.Counter(con.sql(
+        f"SELECT {', '.join(columns)}, metadata.uuid FROM {source}").fetchall())
+    check(got == want, f"duckdb {root.name}: rows differ: {diff(got, want)}")
+    plan = con.sql(f"EXPLAIN SELECT count(*) FROM {source} "
+                   f"WHERE section = 'a=b' AND dt = '{DAY}'").fetchall()[0][1]
+    check("File Filters" in plan, f"duckdb {root.name}: no pruning in\n{plan}")
+    print(f"table {root.name} ({', '.join(columns)}): {len(rows)} rows read whole by Spark and "
+          "DuckDB, with pruning")
+
+
+def change_the_partitioning(args, spark, rows):
+    """docs/transforms.md's "Changing the partitioning", end to end, with the hour dropped."""
+    work = args.work / "scheme"
+    registry, lake, failed = work / "registry", work / "lake", work / "failed"
+    lines = (args.work / "generated.ndjson").read_text(encoding="utf-8").splitlines(keepends=True)
+    half = len(lines) // 2
+    first, second = work / "first.ndjson", work / "second.ndjson"
+    work.mkdir()
+    first.write_text("".join(lines[:half]), encoding="utf-8")
+    second.write_text("".join(lines[half:]), encoding="utf-8")
+    common = ["--registry", str(registry), "--name", "retail"]
+    ingest = ["run", "--registry", str(registry), "--transform", "retail",
+              "--lake", str(lake), "--failed", str(failed), "--batch-size", str(BATCH_SIZE),
+              "--input"]
+    print(weir(args, "transform", "publish", *common, "--version", "v1", "--activate", args.wasm))
+    print(weir(args, *ingest, str(first)))
+    published = weir(args, "transform", "publish", *common, "--version", "v2", "--activate",
+                     args.daily_wasm)
+    print(published)
+    check("NEW TABLE" in published, "publish says the new version writes a new table")
+    print(weir(args, *ingest, str(second)))
+    hourly = [(s, d, h, u) for s, d, h, u in rows[:half]]
+    daily = [(s, d, u) for s, d, _, u in rows[half:]]
+    check_table(spark, lake / "retail", ["section", "dt", "hr"], hourly)
+    check_table(spark, lake / "retail_v2", ["section", "dt"], daily)
+    tables = sorted(p.name for p in lake.iterdir() if not p.name.startswith("_"))
+    check(tables == ["retail", "retail_v2"], f"the lake holds two tables: {tables}")
+    print(weir(args, "repartition", "--registry", str(registry), "--transform", "retail",
+               "--from", "retail", "--lake", str(lake), "--failed", str(failed), "--remove-old"))
+    everything = [(s, d, u) for s, d, _, u in rows]
+    check_table(spark, lake / "retail_v2", ["section", "dt"], everything)
+    check(not objects(lake / "retail", "json.gz"), "the old table is removed, as asked")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--weir", required=True)
     parser.add_argument("--wasm", required=True)
+    parser.add_argument("--daily-wasm", required=True)
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--formats", default=",".join(EXTENSIONS))
     parser.add_argument("--no-compact", action="store_true")
@@ -275,11 +356,12 @@ def main():
     rows = generate(generated) + expected_test_data_rows()
     spark = spark_session()
     for fmt in args.formats.split(","):
-        lake = ingest(args, fmt, generated)
+        lake = table(ingest(args, fmt, generated))
         check_spark(spark, lake, fmt, rows)
         check_duckdb(lake, fmt, rows)
         if not args.no_compact:
             compact(args, lake, fmt, spark, rows)
+    change_the_partitioning(args, spark, rows[:GENERATED])
     spark.stop()
     print(f"acceptance: ok in {time.perf_counter() - started:.0f} s")
 

@@ -289,15 +289,53 @@ fn repartition_resumes_after_a_crash_without_storing_a_record_twice() {
     std::fs::write(&blocked, b"in the way").unwrap();
     let stopped = refused(repartition());
     assert!(stopped.contains("rerun to resume"), "{stopped}");
+    let progress = || -> serde_json::Value {
+        let path = lake.join("_weir/repartition/retail-to-retail_daily.json");
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    };
+    assert!(
+        !progress()["pending"].as_array().unwrap().is_empty(),
+        "the chunk in flight is on record"
+    );
     std::fs::remove_file(&blocked).unwrap();
-    let resumed = ok(repartition());
-    assert!(resumed.contains("objects done before"), "{resumed}");
+    ok(repartition());
+    assert_eq!(progress()["pending"], serde_json::json!([]));
     let tables = lines_by_table(&read_objects(&lake));
     assert_eq!(
         tables["retail_daily"], old,
         "every record of the old table, once, however the run was cut"
     );
     assert_layout(&read_objects(&lake), "retail_daily", &["section", "dt"]);
+
+    // A lake written before tables, its partitions at the root: `--from .` upgrades it.
+    let legacy = dir.path().join("legacy");
+    for (key, _) in read_objects(&lake.join("retail")) {
+        let to = legacy.join(&key);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(lake.join("retail").join(&key), to).unwrap();
+    }
+    let upgraded = ok(weir(
+        None,
+        &[
+            "repartition",
+            "--transform",
+            retail_daily_wasm().to_str().unwrap(),
+            "--from",
+            ".",
+            "--lake",
+            legacy.to_str().unwrap(),
+            "--failed",
+            failed.to_str().unwrap(),
+            "--remove-old",
+        ],
+    ));
+    assert!(
+        upgraded.contains(&format!("{} now in retail_daily", old.len())),
+        "{upgraded}"
+    );
+    let tables = lines_by_table(&read_objects(&legacy));
+    assert_eq!(tables.keys().collect::<Vec<_>>(), ["retail_daily"]);
+    assert_eq!(tables["retail_daily"], old);
 }
 
 #[test]

@@ -1,12 +1,14 @@
 //! Repartition: every record of one table runs again through a transform version and lands in
 //! that version's table (or in the failed location, with the new reason).
 //!
-//! Each source object becomes batches of a source named after the object's key, so the objects
-//! written for it have deterministic keys: a rerun or a resumed run overwrites them with the
-//! same bytes instead of adding copies. A progress document
-//! (`<lake>/_weir/repartition/<from>-to-<table>.json`) lists the source objects done, so a
-//! crashed run resumes where it stopped and a finished one changes nothing when run again.
-//! The old table is removed only when asked, and only once every one of its objects is done.
+//! The old table's objects are taken in chunks (consecutive keys, up to [`CHUNK_OBJECTS`]
+//! objects or [`CHUNK_BYTES`]), and each chunk's records become batches of a source named
+//! after the chunk, so what a chunk writes has deterministic keys and few objects. A progress
+//! document (`<lake>/_weir/repartition/<from>-to-<table>.json`) records the chunk in flight
+//! before its records are written and the chunks done after: a crashed run resumes with the
+//! very same chunk (overwriting what it had written, never adding copies), and a finished one
+//! changes nothing when run again. The old table is removed only when asked, and only once
+//! every one of its objects is done.
 
 use crate::batch::handler::Handler;
 use crate::lake::compact::merge::Records;
@@ -24,11 +26,14 @@ use std::collections::BTreeSet;
 /// The source that names a table written before tables: the lake root's partitions.
 pub const LAKE_ROOT: &str = ".";
 
-/// Records per batch handed to the pipeline (a compacted object can hold millions).
-const BATCH_RECORDS: usize = 10_000;
+/// Most source objects in one chunk.
+pub const CHUNK_OBJECTS: usize = 500;
 
-/// How often (in source objects) the progress document is saved.
-const SAVE_EVERY: usize = 25;
+/// Most stored bytes in one chunk (compressed, as listed).
+pub const CHUNK_BYTES: u64 = 32 << 20;
+
+/// Records per batch handed to the pipeline: as many as a Lambda batch.
+const BATCH_RECORDS: usize = 10_000;
 
 /// What a repartition did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -47,7 +52,7 @@ pub struct RepartitionSummary {
     pub removed: usize,
 }
 
-/// Why a repartition stopped. Progress up to the failing object is saved.
+/// Why a repartition stopped. Progress up to the failing chunk is saved.
 #[derive(Debug, thiserror::Error)]
 pub enum RepartitionError {
     /// The lake could not be read or written.
@@ -69,7 +74,7 @@ pub enum RepartitionError {
         "{key}: records from position {position} on were not stored; rerun to resume: {errors}"
     )]
     Unstored {
-        /// The source object.
+        /// The first source object of the chunk.
         key: String,
         /// The lowest position not stored.
         position: Position,
@@ -82,11 +87,15 @@ pub enum RepartitionError {
 struct Progress {
     from: String,
     to: String,
+    /// Source objects whose records are all stored.
     done: BTreeSet<String>,
+    /// The chunk being written: a resumed run finishes exactly this one first.
+    #[serde(default)]
+    pending: Vec<String>,
 }
 
 /// Repartitions table `from` ([`LAKE_ROOT`] for a lake written before tables) of `lake` through
-/// the handler's transform; `progress(done, total)` is called after each source object.
+/// the handler's transform; `progress(done, total)` is called after each chunk.
 pub async fn repartition(
     lake: &Store,
     handler: &Handler,
@@ -113,7 +122,7 @@ pub async fn repartition(
             "{from} is the table this version writes already"
         )));
     }
-    let keys = source_objects(lake, from).await?;
+    let listing = source_objects(lake, from).await?;
     let progress_key = format!(
         "_weir/repartition/{}-to-{to}.json",
         if from == LAKE_ROOT { "_root" } else { from }
@@ -128,36 +137,46 @@ pub async fn repartition(
         None => Progress {
             from: from.to_owned(),
             to: to.clone(),
-            done: BTreeSet::new(),
+            ..Progress::default()
         },
     };
     let mut summary = RepartitionSummary {
-        objects: keys.len(),
+        objects: listing.len(),
+        already_done: listing
+            .iter()
+            .filter(|(key, _)| state.done.contains(key))
+            .count(),
         ..RepartitionSummary::default()
     };
-    let mut unsaved = 0;
-    for (index, key) in keys.iter().enumerate() {
-        if state.done.contains(key) {
-            summary.already_done += 1;
-            progress(index + 1, keys.len());
-            continue;
-        }
-        let result = copy_object(lake, handler, key, &mut summary).await;
-        if let Err(error) = result {
+    let todo: Vec<&(String, u64)> = listing
+        .iter()
+        .filter(|(key, _)| !state.done.contains(key) && !state.pending.contains(key))
+        .collect();
+    let mut todo = todo.into_iter().peekable();
+    let mut finished = summary.already_done;
+    loop {
+        if state.pending.is_empty() {
+            let (mut objects, mut bytes) = (0, 0);
+            while let Some((key, size)) = todo.next_if(|(_, size)| {
+                objects == 0 || (objects < CHUNK_OBJECTS && bytes + size <= CHUNK_BYTES)
+            }) {
+                state.pending.push(key.clone());
+                objects += 1;
+                bytes += size;
+            }
+            if state.pending.is_empty() {
+                break;
+            }
             save(lake, &progress_key, &state).await?;
-            return Err(error);
         }
-        state.done.insert(key.clone());
-        unsaved += 1;
-        if unsaved >= SAVE_EVERY {
-            save(lake, &progress_key, &state).await?;
-            unsaved = 0;
-        }
-        progress(index + 1, keys.len());
+        copy_chunk(lake, handler, &state.pending, &mut summary).await?;
+        finished += state.pending.len();
+        state.done.extend(std::mem::take(&mut state.pending));
+        save(lake, &progress_key, &state).await?;
+        progress(finished, listing.len());
     }
-    save(lake, &progress_key, &state).await?;
     if remove_old {
-        for key in &keys {
+        for (key, _) in &listing {
             lake.delete(key).await?;
             summary.removed += 1;
         }
@@ -168,68 +187,69 @@ pub async fn repartition(
     Ok(summary)
 }
 
-/// The data objects of table `from`, sorted by key.
-async fn source_objects(lake: &Store, from: &str) -> Result<Vec<String>, StoreError> {
+/// The data objects of table `from` with their sizes, sorted by key.
+async fn source_objects(lake: &Store, from: &str) -> Result<Vec<(String, u64)>, StoreError> {
     let prefix = if from == LAKE_ROOT {
         String::new()
     } else {
         format!("{from}/")
     };
-    let mut keys: Vec<String> = lake
-        .list(&prefix)
+    Ok(lake
+        .list_sized(&prefix)
         .await?
         .into_iter()
-        .filter(|key| Format::of_key(key).is_some())
+        .filter(|(key, _)| Format::of_key(key).is_some())
         // The root's partitions start with `column=`: other tables and `_weir` do not.
-        .filter(|key| {
+        .filter(|(key, _)| {
             from != LAKE_ROOT || key.split('/').next().is_some_and(|top| top.contains('='))
         })
-        .collect();
-    keys.sort();
-    Ok(keys)
+        .collect())
 }
 
-async fn copy_object(
+/// Stores the records of one chunk of source objects; a source object that is gone by now (a
+/// resumed chunk) is skipped.
+async fn copy_chunk(
     lake: &Store,
     handler: &Handler,
-    key: &str,
+    chunk: &[String],
     summary: &mut RepartitionSummary,
 ) -> Result<(), RepartitionError> {
-    let records = records_of(key, lake.get(key).await?.into())?;
-    let source = format!(
-        "repartition-{}",
-        &hex(&Sha256::digest(key.as_bytes()))[..16]
-    );
-    let arrival = partition_time(key);
+    let label = hex(&Sha256::digest(chunk.join("\n").as_bytes()));
+    let source = format!("repartition-{}", &label[..16]);
+    let mut records = Vec::new();
     let mut position = 0;
-    for chunk in records.chunks(BATCH_RECORDS) {
-        let records = chunk
-            .iter()
-            .map(|data| {
-                position += 1;
-                Record::new(
-                    data.clone(),
-                    String::new(),
-                    Position::from_index(position),
-                    arrival,
-                )
-            })
-            .collect();
-        let batch = Batch {
-            source: source.clone(),
-            stream: None,
-            records,
+    for (i, key) in chunk.iter().enumerate() {
+        let Some(body) = lake.get_if_exists(key).await? else {
+            tracing::warn!(key, "a source object of the resumed chunk is gone; skipped");
+            continue;
         };
-        summary.records += chunk.len();
-        let report = handler.handle_batch(batch).await;
-        summary.stored += report.stored;
-        summary.failed += report.failed;
-        if let Some(position) = report.unstored {
-            return Err(RepartitionError::Unstored {
-                key: key.to_owned(),
-                position,
-                errors: report.store_errors.join("; "),
-            });
+        let arrival = partition_time(key);
+        for data in records_of(key, body.into())? {
+            position += 1;
+            records.push(Record::new(
+                data,
+                String::new(),
+                Position::from_index(position),
+                arrival,
+            ));
+        }
+        if records.len() >= BATCH_RECORDS || i + 1 == chunk.len() {
+            let batch = Batch {
+                source: source.clone(),
+                stream: None,
+                records: std::mem::take(&mut records),
+            };
+            summary.records += batch.records.len();
+            let report = handler.handle_batch(batch).await;
+            summary.stored += report.stored;
+            summary.failed += report.failed;
+            if let Some(position) = report.unstored {
+                return Err(RepartitionError::Unstored {
+                    key: chunk[0].clone(),
+                    position,
+                    errors: report.store_errors.join("; "),
+                });
+            }
         }
     }
     Ok(())
