@@ -481,7 +481,13 @@ fn replay_after_fixing_the_transform_recovers_the_failed_records() {
         &[failed.to_str().unwrap()],
     );
     let total = before.len();
-    assert!(diff.starts_with(&format!("{total} records, ")), "{diff}");
+    assert!(
+        diff.lines()
+            .nth(1)
+            .unwrap()
+            .starts_with(&format!("{total} records, ")),
+        "{diff}"
+    );
     let recovered = diff
         .lines()
         .filter(|l| l.contains("rejected boom  ->  section="));
@@ -557,7 +563,9 @@ fn diff_shows_what_a_new_version_would_change() {
         .to_string();
     let report = diff_versions(&registry, "retail@v1", "retail@v2", &[&seed, &invalid]);
     assert!(
-        report.starts_with("4 records, 4 change outcome"),
+        report.starts_with(
+            "NEW TABLE: retail@v2 partitions by (layout), retail@v1 by (section, dt, hr)"
+        ) && report.contains("\n4 records, 4 change outcome"),
         "{report}"
     );
     assert!(
@@ -573,7 +581,11 @@ fn diff_shows_what_a_new_version_would_change() {
         "{report}"
     );
     let same = diff_versions(&registry, "retail@v1", "retail@v1", &[&seed]);
-    assert!(same.starts_with("3 records, 0 change outcome"), "{same}");
+    assert!(
+        same.starts_with("same partition columns (section, dt, hr)")
+            && same.contains("\n3 records, 0 change outcome"),
+        "{same}"
+    );
     // Nothing was written anywhere.
     assert_eq!(
         std::fs::read_dir(dir.path()).unwrap().count(),

@@ -40,11 +40,9 @@ pub(super) async fn diff(args: DiffArgs) -> anyhow::Result<ExitCode> {
         Some(registry) => crate::app::load_from_registry(registry, spec, limits).await,
         None => crate::app::load_transform(spec, limits).await,
     };
-    let shadow = ShadowRun::new(
-        load(&args.from).await?,
-        load(&args.to).await?,
-        PipelineConfig::default(),
-    );
+    let (from, to) = (load(&args.from).await?, load(&args.to).await?);
+    println!("{}", layout_note(&from, &to, &args.from, &args.to));
+    let shadow = ShadowRun::new(from, to, PipelineConfig::default());
     for input in &args.input {
         read(input, &shadow)
             .await
@@ -109,4 +107,28 @@ fn is_failed_location(input: &str) -> bool {
                 e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("error_type="))
             })
         })
+}
+
+/// Whether the two versions write the same table layout: a new one is said first, loudly.
+fn layout_note(
+    from: &crate::transform::WasmTransform,
+    to: &crate::transform::WasmTransform,
+    from_name: &str,
+    to_name: &str,
+) -> String {
+    let columns = |t: &crate::transform::WasmTransform| {
+        t.table().map_or_else(
+            || "no declared columns (the lake root)".to_owned(),
+            |table| format!("({})", table.columns_text()),
+        )
+    };
+    let (old, new) = (columns(from), columns(to));
+    if old == new {
+        format!("same partition columns {new}: published, {to_name} writes the same table")
+    } else {
+        format!(
+            "NEW TABLE: {to_name} partitions by {new}, {from_name} by {old}. Published, it writes \
+             a new table; the old one keeps its records (move them with `weir repartition`)."
+        )
+    }
 }
