@@ -11,6 +11,9 @@ use weir_tests::{
     weir_bin,
 };
 
+/// A location's visible objects: `(key, NDJSON lines)`.
+type Objects = Vec<(String, Vec<Vec<u8>>)>;
+
 fn weir(endpoint: Option<&str>, args: &[&str]) -> Output {
     let mut command = Command::new(weir_bin());
     command.args(args);
@@ -40,7 +43,7 @@ fn refused(output: Output) -> String {
 }
 
 /// Every record line of each table: table -> sorted lines (a multiset).
-fn lines_by_table(objects: &[(String, Vec<Vec<u8>>)]) -> BTreeMap<String, Vec<Vec<u8>>> {
+fn lines_by_table(objects: &Objects) -> BTreeMap<String, Vec<Vec<u8>>> {
     let mut tables: BTreeMap<String, Vec<Vec<u8>>> = BTreeMap::new();
     for (key, lines) in objects {
         let table = key.split('/').next().unwrap().to_owned();
@@ -54,7 +57,7 @@ fn lines_by_table(objects: &[(String, Vec<Vec<u8>>)]) -> BTreeMap<String, Vec<Ve
 }
 
 /// Checks that every object of `table` sits under exactly `columns`, in order.
-fn assert_layout(objects: &[(String, Vec<Vec<u8>>)], table: &str, columns: &[&str]) {
+fn assert_layout(objects: &Objects, table: &str, columns: &[&str]) {
     let mut seen = 0;
     for (key, _) in objects
         .iter()
@@ -80,7 +83,7 @@ fn change_the_partitioning(
     registry: &str,
     lake: &str,
     failed: &str,
-    read: &dyn Fn(&str) -> Vec<(String, Vec<Vec<u8>>)>,
+    read: &dyn Fn(&str) -> Objects,
 ) {
     let publish = |version: &str, module: &Path, extra: &[&str]| {
         let module = module.display().to_string();
