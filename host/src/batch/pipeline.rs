@@ -324,9 +324,7 @@ impl Pipeline {
         });
         report
     }
-}
 
-impl Pipeline {
     /// Asks the table guard whether the transform's table may be written; Some(reason) when it
     /// may not.
     async fn admit(&self, transform: &WasmTransform) -> Result<Option<Arc<str>>, String> {
