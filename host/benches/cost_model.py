@@ -113,7 +113,9 @@ def run_pipeline(args, batches, work):
     counts, stored, partitions = {lake: 0, failed: 0}, 0, set()
     for root in (lake, failed):
         for path in root.rglob("*"):
-            if path.is_file():
+            # Table descriptors (`_weir/`) are written once per process, not per batch.
+            hidden = any(part.startswith("_") for part in path.relative_to(root).parts)
+            if path.is_file() and not hidden:
                 counts[root] += 1
                 stored += path.stat().st_size
                 if root == lake:

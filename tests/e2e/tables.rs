@@ -192,6 +192,23 @@ fn change_the_partitioning(
     let last = lines_by_table(&read(lake));
     assert_eq!(last.keys().collect::<Vec<_>>(), ["retail_v2"]);
     assert_eq!(last["retail_v2"], expected);
+
+    let back = ok(weir(
+        endpoint,
+        &[
+            "transform",
+            "rollback",
+            "--registry",
+            registry,
+            "--name",
+            "retail",
+        ],
+    ));
+    assert!(
+        back.contains("rolled back retail to v1")
+            && back.contains("NEW TABLE: retail@v1 writes table retail (section, dt, hr)"),
+        "a rollback says where records land again:\n{back}"
+    );
 }
 
 #[test]

@@ -26,12 +26,16 @@ pub(super) struct ReplayArgs {
     /// Only these error types (repeatable), e.g. rejected, trap.
     #[arg(long = "error-type")]
     error_types: Vec<String>,
+    /// How replayed records are encoded: the format of the table they go to.
+    #[arg(long, value_enum, default_value_t = crate::lake::format::Format::Json)]
+    format: crate::lake::format::Format,
 }
 
 pub(super) async fn replay_command(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let transform = args.transform.active().await?;
     let config = PipelineConfig {
         max_record_bytes: args.transform.max_record_bytes,
+        format: args.format,
         ..PipelineConfig::default()
     };
     let pipeline = crate::app::pipeline(&args.lake, &args.failed, config).await?;

@@ -170,11 +170,17 @@ pub(super) async fn transform(args: TransformArgs) -> anyhow::Result<ExitCode> {
             println!("activated {}@{}", target.name, active.version);
         }
         TransformCommand::Rollback { target } => {
-            let active = Registry::open(&target.registry)
-                .await?
-                .rollback(&target.name)
-                .await?;
+            let registry = Registry::open(&target.registry).await?;
+            let before = match registry.active(&target.name).await? {
+                Some(active) => Some(registry.manifest(&target.name, &active.version).await?),
+                None => None,
+            };
+            let active = registry.rollback(&target.name).await?;
             println!("rolled back {} to {}", target.name, active.version);
+            let after = registry.manifest(&target.name, &active.version).await?;
+            if let Some(change) = crate::registry::table_change(before.as_ref(), &after) {
+                println!("{change}");
+            }
         }
         TransformCommand::Show { target, version } => {
             let registry = Registry::open(&target.registry).await?;
