@@ -4,35 +4,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 use weir_tests::aws::{Aws, aws_env, endpoint, unique};
+use weir_tests::cli::{ok, refused, weir};
 use weir_tests::{data_dir, read_envelopes, retail_wasm, weir_bin};
-
-fn weir(endpoint: Option<&str>, args: &[&str]) -> Output {
-    let mut command = Command::new(weir_bin());
-    command.args(args);
-    if let Some(endpoint) = endpoint {
-        aws_env(&mut command, endpoint);
-    }
-    command.output().expect("weir runs")
-}
-
-fn ok(output: Output) -> String {
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
-fn refused(output: Output) -> String {
-    assert!(
-        !output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stdout)
-    );
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
 
 /// `weir transform VERB --registry REGISTRY --name retail ARGS...`.
 fn transform(endpoint: Option<&str>, registry: &str, verb: &str, args: &[&str]) -> Output {

@@ -4,43 +4,14 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Output};
-use weir_tests::aws::{Aws, aws_env, endpoint, unique};
+use weir_tests::aws::{Aws, endpoint, unique};
+use weir_tests::cli::{ok, refused, weir};
 use weir_tests::{
     data_dir, guest_wat, read_envelopes, read_objects, retail_daily_wasm, retail_wasm, wasm,
-    weir_bin,
 };
 
 /// A location's visible objects: `(key, NDJSON lines)`.
 type Objects = Vec<(String, Vec<Vec<u8>>)>;
-
-fn weir(endpoint: Option<&str>, args: &[&str]) -> Output {
-    let mut command = Command::new(weir_bin());
-    command.args(args);
-    if let Some(endpoint) = endpoint {
-        aws_env(&mut command, endpoint);
-    }
-    command.output().expect("weir runs")
-}
-
-fn ok(output: Output) -> String {
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
-
-fn refused(output: Output) -> String {
-    assert!(
-        !output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stdout)
-    );
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
 
 /// Every record line of each table: table -> sorted lines (a multiset).
 fn lines_by_table(objects: &Objects) -> BTreeMap<String, Vec<Vec<u8>>> {

@@ -124,3 +124,39 @@ impl TransformOptions {
         }
     }
 }
+
+/// A progress bar on stderr, drawn only when stderr is a terminal:
+/// `replaying [#########                     ] 3/10 objects`.
+struct ProgressBar {
+    verb: &'static str,
+    terminal: bool,
+}
+
+impl ProgressBar {
+    fn new(verb: &'static str) -> Self {
+        use std::io::IsTerminal;
+        Self {
+            verb,
+            terminal: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn show(&self, done: usize, total: usize) {
+        if self.terminal {
+            let width = 30;
+            let filled = (done * width).checked_div(total).unwrap_or(width);
+            eprint!(
+                "\r{} [{}{}] {done}/{total} objects",
+                self.verb,
+                "#".repeat(filled),
+                " ".repeat(width - filled)
+            );
+        }
+    }
+
+    fn finish(&self) {
+        if self.terminal {
+            eprintln!();
+        }
+    }
+}

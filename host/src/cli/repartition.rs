@@ -1,12 +1,11 @@
 //! `weir repartition`: a table's records through a transform version, into its table.
 
-use super::TransformOptions;
+use super::{ProgressBar, TransformOptions};
 use crate::batch::handler::Handler;
 use crate::batch::pipeline::PipelineConfig;
 use crate::registry::repartition::repartition;
 use crate::storage::Store;
 use anyhow::Context;
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -45,28 +44,16 @@ pub(super) async fn repartition_command(args: RepartitionArgs) -> anyhow::Result
         .await
         .with_context(|| format!("cannot open {}", args.lake))?;
     let handler = Handler::new(pipeline, Arc::new(transform), false);
-    let terminal = std::io::stderr().is_terminal();
+    let bar = ProgressBar::new("repartitioning");
     let summary = repartition(
         &lake,
         &handler,
         &args.from,
         args.remove_old,
-        |done, total| {
-            if terminal {
-                let width = 30;
-                let filled = (done * width).checked_div(total).unwrap_or(width);
-                eprint!(
-                    "\rrepartitioning [{}{}] {done}/{total} objects",
-                    "#".repeat(filled),
-                    " ".repeat(width - filled)
-                );
-            }
-        },
+        |done, total| bar.show(done, total),
     )
     .await?;
-    if terminal {
-        eprintln!();
-    }
+    bar.finish();
     let to = handler.transform().current().await;
     let to = to.table().map_or("", |t| t.name.as_str());
     println!(

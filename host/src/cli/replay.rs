@@ -1,12 +1,11 @@
 //! `weir replay`: failed records through a (new) transform version, into the lake.
 
-use super::TransformOptions;
+use super::{ProgressBar, TransformOptions};
 use crate::batch::handler::Handler;
 use crate::batch::pipeline::PipelineConfig;
 use crate::registry::replay::{ReplayFilter, replay};
 use crate::storage::Store;
 use anyhow::Context;
-use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -47,22 +46,12 @@ pub(super) async fn replay_command(args: ReplayArgs) -> anyhow::Result<ExitCode>
         since: args.since,
         error_types: args.error_types,
     };
-    let terminal = std::io::stderr().is_terminal();
+    let bar = ProgressBar::new("replaying");
     let summary = replay(&failed, &handler, &filter, |done, total| {
-        if terminal {
-            let width = 30;
-            let filled = (done * width).checked_div(total).unwrap_or(width);
-            eprint!(
-                "\rreplaying [{}{}] {done}/{total} objects",
-                "#".repeat(filled),
-                " ".repeat(width - filled)
-            );
-        }
+        bar.show(done, total)
     })
     .await?;
-    if terminal {
-        eprintln!();
-    }
+    bar.finish();
     println!(
         "{} records from {} failed objects: {} now in the lake, {} failed again ({} objects already judged by this version)",
         summary.records,

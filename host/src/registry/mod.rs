@@ -82,10 +82,18 @@ impl Registry {
             Some(table) => table.columns.clone(),
             None => return Err(invalid(LoadError::Columns(TableError::NoColumns))),
         };
-        let predecessor = self.predecessor(name).await?;
-        let table = self
-            .choose_table(name, version, columns, table, predecessor.as_ref())
-            .await?;
+        // Read once: the predecessor and the table choice both look at every version.
+        let mut versions = self.versions(name).await?;
+        versions.sort_by(|a, b| a.published_at.cmp(&b.published_at));
+        let predecessor = self.predecessor(name, &versions).await?;
+        let table = choose_table(
+            name,
+            version,
+            columns,
+            table,
+            predecessor.as_ref(),
+            &versions,
+        )?;
         // Compiled ahead of time for every target hosts run on: they skip the compile.
         let artifacts = publish_targets()
             .iter()
@@ -128,62 +136,20 @@ impl Registry {
         Ok(Published { manifest, change })
     }
 
-    /// The version a new one follows: the active one, else the newest published.
-    async fn predecessor(&self, name: &str) -> Result<Option<Manifest>, RegistryError> {
-        if let Some(active) = self.active(name).await? {
-            return self.manifest(name, &active.version).await.map(Some);
-        }
-        let mut versions = self.versions(name).await?;
-        versions.sort_by(|a, b| a.published_at.cmp(&b.published_at));
-        Ok(versions.pop())
-    }
-
-    /// The table a new version writes (see [`Registry::publish`]).
-    async fn choose_table(
+    /// The version a new one follows: the active one, else the newest of `versions` (oldest
+    /// first).
+    async fn predecessor(
         &self,
         name: &str,
-        version: &str,
-        columns: Vec<String>,
-        requested: Option<&str>,
-        predecessor: Option<&Manifest>,
-    ) -> Result<Table, RegistryError> {
-        let mut same_layout: Vec<Manifest> = self
-            .versions(name)
-            .await?
-            .into_iter()
-            .filter(|m| m.table.as_ref().is_some_and(|t| t.columns == columns))
-            .collect();
-        same_layout.sort_by(|a, b| a.published_at.cmp(&b.published_at));
-        let inherited = predecessor
-            .into_iter()
-            .chain(same_layout.iter().rev())
-            .filter_map(|m| m.table.as_ref())
-            .find(|t| t.columns == columns);
-        let table_name = match (requested, inherited, predecessor) {
-            (Some(requested), _, _) => requested.to_owned(),
-            (None, Some(inherited), _) => inherited.name.clone(),
-            (None, None, None) => table_name_from(name),
-            (None, None, Some(_)) => table_name_from(&format!("{name}_{version}")),
-        };
-        let table = Table::new(&table_name, columns).map_err(|source| RegistryError::Table {
-            name: name.to_owned(),
-            version: version.to_owned(),
-            source,
-        })?;
-        // Any version of this transform that writes the table must agree on its columns.
-        for other in self.versions(name).await? {
-            if let Some(theirs) = other.table.filter(|t| t.name == table.name)
-                && theirs.columns != table.columns
-            {
-                return Err(RegistryError::TableLayout {
-                    table: table.name,
-                    theirs: theirs.columns.join(", "),
-                    ours: table.columns.join(", "),
-                    by: format!("{}@{}", other.name, other.version),
-                });
-            }
+        versions: &[Manifest],
+    ) -> Result<Option<Manifest>, RegistryError> {
+        match self.active(name).await? {
+            Some(active) => Ok(versions
+                .iter()
+                .find(|m| m.version == active.version)
+                .cloned()),
+            None => Ok(versions.last().cloned()),
         }
-        Ok(table)
     }
 
     /// What making `version` active changes about where new records land, if anything.
@@ -385,6 +351,48 @@ impl Registry {
         }
         Ok((manifest, module.bytes))
     }
+}
+
+/// The table a new version writes (see [`Registry::publish`]); `versions` are every published
+/// version of `name`, oldest first.
+fn choose_table(
+    name: &str,
+    version: &str,
+    columns: Vec<String>,
+    requested: Option<&str>,
+    predecessor: Option<&Manifest>,
+    versions: &[Manifest],
+) -> Result<Table, RegistryError> {
+    let inherited = predecessor
+        .into_iter()
+        .chain(versions.iter().rev())
+        .filter_map(|m| m.table.as_ref())
+        .find(|t| t.columns == columns);
+    let table_name = match (requested, inherited, predecessor) {
+        (Some(requested), _, _) => requested.to_owned(),
+        (None, Some(inherited), _) => inherited.name.clone(),
+        (None, None, None) => table_name_from(name),
+        (None, None, Some(_)) => table_name_from(&format!("{name}_{version}")),
+    };
+    let table = Table::new(&table_name, columns).map_err(|source| RegistryError::Table {
+        name: name.to_owned(),
+        version: version.to_owned(),
+        source,
+    })?;
+    // Any version of this transform that writes the table must agree on its columns.
+    for other in versions {
+        if let Some(theirs) = other.table.as_ref().filter(|t| t.name == table.name)
+            && theirs.columns != table.columns
+        {
+            return Err(RegistryError::TableLayout {
+                table: table.name,
+                theirs: theirs.columns.join(", "),
+                ours: table.columns.join(", "),
+                by: format!("{}@{}", other.name, other.version),
+            });
+        }
+    }
+    Ok(table)
 }
 
 /// A published version, and what it changes about the lake's tables.
