@@ -177,6 +177,7 @@ pub fn local_pipeline(dir: &Path) -> weir::batch::pipeline::Pipeline {
         failed: open("failed"),
         config: Default::default(),
         ledger: None,
+        catalog: None,
         tables: Some(std::sync::Arc::new(weir::batch::tables::Tables::new(
             weir::storage::VersionedStore::Local(dir.join("lake/_weir/tables")),
         ))),

@@ -105,7 +105,7 @@ fn main() {
             batches
                 .iter()
                 .zip(&sorted)
-                .map(|(b, s)| encode_batch(b, s, &id, level, Format::Json).len())
+                .map(|(b, s)| encode_batch(b, s, &id, level, Format::Json).objects.len())
                 .sum()
         })
     };
@@ -174,7 +174,7 @@ fn main() {
         batches
             .iter()
             .zip(&sorted)
-            .flat_map(|(b, s)| encode_batch(b, s, &id, level, Format::Json))
+            .flat_map(|(b, s)| encode_batch(b, s, &id, level, Format::Json).objects)
             .map(|o| o.body.len())
             .sum::<usize>()
     };
@@ -376,7 +376,9 @@ fn measure_pipeline<T: RecordTransform>(
             .iter()
             .map(|b| {
                 let sorted = transform_batch(b, &mut session(), config);
-                encode_batch(b, &sorted, id, config.gzip_level, config.format).len()
+                encode_batch(b, &sorted, id, config.gzip_level, config.format)
+                    .objects
+                    .len()
             })
             .sum()
     })

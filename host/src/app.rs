@@ -4,6 +4,7 @@ use crate::batch::handler::Handler;
 use crate::batch::ledger::Ledger;
 use crate::batch::pipeline::{Pipeline, PipelineConfig};
 use crate::batch::tables::Tables;
+use crate::catalog::Catalog;
 use crate::config::Config;
 use crate::registry::active::ActiveTransform;
 use crate::storage::{Store, StoreError};
@@ -62,6 +63,9 @@ pub enum StartError {
         #[source]
         source: crate::storage::VersionedError,
     },
+    /// The catalog is not one Weir can write.
+    #[error(transparent)]
+    Catalog(crate::catalog::CatalogUriError),
     /// The table descriptors' location could not be opened.
     #[error("cannot open the table descriptors {location}")]
     Tables {
@@ -190,6 +194,7 @@ pub async fn pipeline(
         failed: open("the failed location", failed).await?,
         config,
         ledger: None,
+        catalog: None,
         tables,
     })
 }
@@ -205,6 +210,11 @@ pub async fn ledger(location: &str, parallelization: u32) -> Result<Arc<Ledger>,
         })
 }
 
+/// Opens the catalog `uri` (`glue://DATABASE`) for the lake at `lake`.
+pub async fn catalog(uri: &str, lake: &str) -> Result<Catalog, StartError> {
+    Catalog::open(uri, lake).await.map_err(StartError::Catalog)
+}
+
 /// The Lambda's handler, built from its configuration.
 pub async fn lambda_handler(config: &Config) -> Result<Handler, StartError> {
     let transform = active_transform(
@@ -217,6 +227,9 @@ pub async fn lambda_handler(config: &Config) -> Result<Handler, StartError> {
     let mut pipeline = pipeline(&config.lake, &config.failed, config.pipeline).await?;
     if let Some(location) = &config.ledger {
         pipeline.ledger = Some(ledger(location, config.parallelization).await?);
+    }
+    if let Some(uri) = &config.catalog {
+        pipeline.catalog = Some(catalog(uri, &config.lake).await?);
     }
     Ok(Handler::new(pipeline, Arc::new(transform), true))
 }

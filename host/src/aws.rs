@@ -44,6 +44,20 @@ pub async fn s3_client() -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(s3)
 }
 
+/// A Glue Data Catalog client. Catalog calls are off the hot path and retried by the
+/// registrar, so they give up sooner than S3's: 3 attempts of at most 10 s each.
+pub async fn glue_client() -> aws_sdk_glue::Client {
+    let glue = aws_sdk_glue::config::Builder::from(sdk_config().await)
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .timeout_config(
+            aws_config::timeout::TimeoutConfig::builder()
+                .operation_attempt_timeout(std::time::Duration::from_secs(10))
+                .build(),
+        )
+        .build();
+    aws_sdk_glue::Client::from_conf(glue)
+}
+
 /// A Kinesis client.
 pub async fn kinesis_client() -> aws_sdk_kinesis::Client {
     aws_sdk_kinesis::Client::new(sdk_config().await)

@@ -53,6 +53,96 @@ pub struct Config {
     /// `WEIR_PARALLELIZATION_FACTOR`: the event source mapping's `ParallelizationFactor` (1-10,
     /// default 1). It must match the mapping's: the ledger relies on it.
     pub parallelization: u32,
+    /// `WEIR_CATALOG`: `glue://DATABASE` to register tables and partitions in (optional).
+    pub catalog: Option<String>,
+}
+
+/// What a process of the Lambda package does, from `WEIR_MODE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `ingest` (the default): Kinesis batches in, lake objects out.
+    Ingest,
+    /// `compact`: scheduled compaction of closed partitions (see [`CompactConfig`]).
+    Compact,
+}
+
+impl Mode {
+    /// Reads `WEIR_MODE`.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        match std::env::var("WEIR_MODE").ok().as_deref().map(str::trim) {
+            None | Some("" | "ingest") => Ok(Self::Ingest),
+            Some("compact") => Ok(Self::Compact),
+            Some(other) => Err(ConfigError::Invalid {
+                var: "WEIR_MODE",
+                value: other.to_owned(),
+                reason: "expected ingest or compact".into(),
+            }),
+        }
+    }
+}
+
+/// The scheduled compaction's configuration (`WEIR_MODE=compact`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompactConfig {
+    /// `WEIR_LAKE`: the lake root.
+    pub lake: String,
+    /// `WEIR_CATALOG`: `glue://DATABASE`, kept right where objects move (optional).
+    pub catalog: Option<String>,
+    /// `WEIR_COMPACT_OLDER_THAN_SECONDS`: a partition is closed once its hour or day ended
+    /// this long ago (default 90,000 s, 25 h: longer than the stream's default 24 h retention).
+    pub older_than: Duration,
+    /// `WEIR_COMPACT_TARGET_MB`: merged objects grow to about this size (default 128).
+    pub target_size: u64,
+    /// `WEIR_COMPACT_GZIP_LEVEL`: gzip level of merged NDJSON objects (default 6).
+    pub gzip_level: u32,
+}
+
+impl CompactConfig {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|var| std::env::var(var).ok())
+    }
+
+    /// Reads variables through `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let ingest_like = |var: &str| match var {
+            // Compaction needs neither: give Config what it requires so its checks apply.
+            "WEIR_FAILED" | "WEIR_TRANSFORM" => lookup(var).or_else(|| Some("unused".into())),
+            _ => lookup(var),
+        };
+        let shared = Config::from_lookup(ingest_like)?;
+        let number =
+            |var: &'static str, default: u64, range: std::ops::RangeInclusive<u64>| match lookup(
+                var,
+            )
+            .filter(|v| !v.trim().is_empty())
+            {
+                None => Ok(default),
+                Some(value) => match value.trim().parse::<u64>() {
+                    Ok(n) if range.contains(&n) => Ok(n),
+                    _ => Err(ConfigError::Invalid {
+                        var,
+                        value,
+                        reason: format!(
+                            "expected a whole number from {} to {}",
+                            range.start(),
+                            range.end()
+                        ),
+                    }),
+                },
+            };
+        Ok(Self {
+            lake: shared.lake,
+            catalog: shared.catalog,
+            older_than: Duration::from_secs(number(
+                "WEIR_COMPACT_OLDER_THAN_SECONDS",
+                90_000,
+                0..=366 * 86_400,
+            )?),
+            target_size: number("WEIR_COMPACT_TARGET_MB", 128, 1..=5_000)? * 1_000_000,
+            gzip_level: number("WEIR_COMPACT_GZIP_LEVEL", 6, 0..=9)? as u32,
+        })
+    }
 }
 
 /// The ledger's default location: beside the partitions, in a folder Spark and Hive skip.
@@ -145,7 +235,21 @@ impl Config {
             None if lake == "discard:" => None,
             None => Some(default_ledger(&lake)),
         };
+        let catalog = match get("WEIR_CATALOG") {
+            None => None,
+            Some(value) => match crate::catalog::parse_uri(value.trim()) {
+                Ok(_) => Some(value.trim().to_owned()),
+                Err(error) => {
+                    return Err(ConfigError::Invalid {
+                        var: "WEIR_CATALOG",
+                        value,
+                        reason: error.to_string(),
+                    });
+                }
+            },
+        };
         Ok(Self {
+            catalog,
             ledger,
             parallelization: number("WEIR_PARALLELIZATION_FACTOR", 1, 1..=10)? as u32,
             lake,
@@ -192,6 +296,19 @@ mod tests {
             Some("s3://lake/events/_weir/ledger")
         );
         assert_eq!(config.parallelization, 1);
+        assert_eq!(config.catalog, None);
+        let mut vars = BASE.to_vec();
+        vars.push(("WEIR_CATALOG", "glue://weir_lake"));
+        assert_eq!(
+            super::Config::from_lookup(|v| vars
+                .iter()
+                .find(|(k, _)| *k == v)
+                .map(|(_, x)| x.to_string()))
+            .unwrap()
+            .catalog
+            .as_deref(),
+            Some("glue://weir_lake")
+        );
     }
 
     #[test]
@@ -231,6 +348,7 @@ mod tests {
             ("WEIR_FORMAT", "csv"),
             ("WEIR_PARALLELIZATION_FACTOR", "11"),
             ("WEIR_LEDGER", "gs://state"),
+            ("WEIR_CATALOG", "hive://metastore"),
         ] {
             let mut vars = BASE.to_vec();
             vars.retain(|(k, _)| *k != var);
@@ -238,6 +356,38 @@ mod tests {
             let err = config(&vars).unwrap_err();
             assert!(err.to_string().starts_with(&format!("{var}=")), "{err}");
         }
+    }
+
+    #[test]
+    fn compaction_needs_only_the_lake() {
+        let vars = [
+            ("WEIR_LAKE", "s3://lake/events"),
+            ("WEIR_COMPACT_TARGET_MB", "64"),
+        ];
+        let lookup = |v: &str| {
+            vars.iter()
+                .find(|(k, _)| *k == v)
+                .map(|(_, x)| x.to_string())
+        };
+        let config = CompactConfig::from_lookup(lookup).unwrap();
+        assert_eq!(config.lake, "s3://lake/events");
+        assert_eq!(config.target_size, 64_000_000);
+        assert_eq!(config.older_than, Duration::from_secs(90_000));
+        assert_eq!(config.catalog, None);
+        let bad = [
+            ("WEIR_LAKE", "s3://lake"),
+            ("WEIR_COMPACT_GZIP_LEVEL", "12"),
+        ];
+        let lookup = |v: &str| {
+            bad.iter()
+                .find(|(k, _)| *k == v)
+                .map(|(_, x)| x.to_string())
+        };
+        let err = CompactConfig::from_lookup(lookup).unwrap_err();
+        assert!(
+            err.to_string().starts_with("WEIR_COMPACT_GZIP_LEVEL="),
+            "{err}"
+        );
     }
 
     #[test]

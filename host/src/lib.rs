@@ -20,6 +20,7 @@
 //! lake/       what lands in the lake: partition paths, object keys, encodings, Parquet,
 //!             failed-record envelopes, compaction
 //! storage/    where objects are written: a local directory or S3
+//! catalog/    registering tables and partitions in the AWS Glue Data Catalog
 //! registry/   published versions, the active pointer and following it, contract cases,
 //!             shadow runs (diff) and replays
 //! cli/        the `weir` commands; app.rs and config.rs wire the Lambda
@@ -36,6 +37,7 @@
 pub mod app;
 pub mod aws;
 pub mod batch;
+pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod lake;

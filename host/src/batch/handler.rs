@@ -1,15 +1,17 @@
 //! The batch handler every deployment mode shares: the Lambda, the Kinesis shard poller and
 //! `weir run` on files all hand it batches and act on its answer.
 
-use crate::batch::metrics::emf_line;
+use crate::batch::metrics::{emf_counts, emf_line};
 use crate::batch::pipeline::{BatchReport, Pipeline};
+use crate::catalog::CatalogStats;
 use crate::registry::active::ActiveTransform;
 use crate::source::kinesis::{KinesisEvent, batches_from_event};
 use crate::source::record::Batch;
 use crate::source::sequence::InvalidSequenceNumber;
 
 use aws_lambda_events::event::streams::KinesisEventResponse;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Where sources hand their batches: the [`Handler`], or a shadow run that stores nothing.
 pub trait BatchSink: Clone + Send + Sync + 'static {
@@ -23,12 +25,18 @@ impl BatchSink for Handler {
     }
 }
 
+/// How long a Lambda invocation gives the catalog to register what its batches wrote, before
+/// it returns (what is left is registered during the next invocation, or by compaction).
+pub const CATALOG_BUDGET: Duration = Duration::from_secs(2);
+
 /// Runs batches through the pipeline with the active transform.
 #[derive(Debug, Clone)]
 pub struct Handler {
     pipeline: Pipeline,
     transform: Arc<ActiveTransform>,
     emit_metrics: bool,
+    /// The catalog counters last reported as metrics.
+    catalog_reported: Arc<Mutex<CatalogStats>>,
 }
 
 impl Handler {
@@ -38,6 +46,7 @@ impl Handler {
             pipeline,
             transform,
             emit_metrics,
+            catalog_reported: Arc::default(),
         }
     }
 
@@ -83,6 +92,35 @@ impl Handler {
                 response.add_failure(position.sequence_number());
             }
         }
+        self.flush_catalog(CATALOG_BUDGET).await;
         Ok(response)
+    }
+
+    /// Gives the catalog up to `budget` to register what was noted, then reports its counters
+    /// (registered and failed since the last report, pending now) as metrics.
+    pub async fn flush_catalog(&self, budget: Duration) -> Option<CatalogStats> {
+        let catalog = self.pipeline.catalog.as_ref()?;
+        catalog.flush(budget).await;
+        let now = catalog.stats();
+        let before = std::mem::replace(
+            &mut *self.catalog_reported.lock().expect("not poisoned"),
+            now,
+        );
+        if self.emit_metrics {
+            let counts = [
+                (
+                    "CatalogPartitionsRegistered",
+                    (now.registered - before.registered) as f64,
+                ),
+                ("CatalogErrors", (now.errors - before.errors) as f64),
+                ("CatalogPending", now.pending as f64),
+            ];
+            let millis = crate::source::record::now().unix_millis();
+            println!(
+                "{}",
+                emf_counts(("Database", catalog.database()), &counts, millis)
+            );
+        }
+        Some(now)
     }
 }

@@ -105,6 +105,34 @@ pub fn emf_line(
     document.to_string()
 }
 
+/// An EMF document of counts under one dimension, such as the catalog's or compaction's.
+pub fn emf_counts(
+    dimension: (&str, &str),
+    counts: &[(&str, f64)],
+    timestamp_millis: i64,
+) -> String {
+    let definitions: Vec<Value> = counts
+        .iter()
+        .map(|(name, _)| json!({ "Name": name, "Unit": "Count" }))
+        .collect();
+    let mut document = json!({
+        "_aws": {
+            "Timestamp": timestamp_millis,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [[dimension.0]],
+                "Metrics": definitions,
+            }]
+        },
+    });
+    let fields = document.as_object_mut().expect("built as an object");
+    fields.insert(dimension.0.to_owned(), json!(dimension.1));
+    for (name, value) in counts {
+        fields.insert((*name).to_owned(), json!(value));
+    }
+    document.to_string()
+}
+
 fn millis(duration: std::time::Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
@@ -138,5 +166,16 @@ mod tests {
         assert_eq!(doc["Failed.rejected"], 2.0);
         assert_eq!(doc["Transform"], "retail");
         assert_eq!(doc["TransformLoadFailures"], 1.0);
+    }
+
+    #[test]
+    fn counts_carry_their_dimension() {
+        let line = emf_counts(("Database", "lake"), &[("CatalogErrors", 2.0)], 1);
+        let doc: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(doc["Database"], "lake");
+        assert_eq!(doc["CatalogErrors"], 2.0);
+        let metrics = &doc["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(metrics["Dimensions"], json!([["Database"]]));
+        assert_eq!(metrics["Metrics"][0]["Name"], "CatalogErrors");
     }
 }

@@ -9,6 +9,7 @@ pub use crate::batch::config::PipelineConfig;
 use crate::batch::ledger::Ledger;
 use crate::batch::sort::{Sorted, transform_batch};
 use crate::batch::tables::{Admission, Tables};
+use crate::catalog::Catalog;
 use crate::lake::encode;
 use crate::lake::envelope::Envelope;
 use crate::lake::format::Format;
@@ -19,7 +20,7 @@ use crate::source::sequence::Position;
 use crate::storage::Store;
 use crate::transform::WasmTransform;
 use crate::transform::{RecordTransform, TransformId};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::Instrument;
@@ -53,6 +54,19 @@ pub struct BatchReport {
     pub ledger_requests: usize,
     /// Whether the shard's ledger document was unusable, so this batch ran at least once.
     pub ledger_fallback: bool,
+    /// The lake folders (`<table>/<partition path>`) that received an object.
+    pub partitions: BTreeSet<String>,
+    /// Parquet: the `metadata` fields of the lake objects prepared.
+    pub metadata_fields: BTreeSet<String>,
+}
+
+/// A batch's objects, as [`encode_batch`] makes them.
+#[derive(Debug, Default)]
+pub struct Encoded {
+    /// Lake and failed objects.
+    pub objects: Vec<Object>,
+    /// Parquet: the `metadata` fields of the lake objects (empty for NDJSON).
+    pub metadata_fields: BTreeSet<String>,
 }
 
 /// Encodes the sorted batch: one lake object per partition (in `format`), one failed object per
@@ -63,8 +77,9 @@ pub fn encode_batch(
     transform: &TransformId,
     gzip_level: u32,
     format: Format,
-) -> Vec<Object> {
+) -> Encoded {
     let mut objects = Vec::with_capacity(sorted.groups.len() + 1);
+    let mut metadata_fields = BTreeSet::new();
     let mut ndjson = Vec::new();
     let mut gzip = encode::Gzip::new(gzip_level);
     let mut zstd = None;
@@ -87,6 +102,13 @@ pub fn encode_batch(
             }
             Format::Parquet => {
                 let rows: Vec<_> = lines.map(crate::lake::event_row::split).collect();
+                for fields in rows.iter().filter_map(|row| row.metadata.as_ref()) {
+                    for (name, _) in fields {
+                        if !metadata_fields.contains(name) {
+                            metadata_fields.insert(name.clone());
+                        }
+                    }
+                }
                 crate::lake::parquet_file::write(&rows)
                     .expect("string columns of valid names always encode into memory")
             }
@@ -133,7 +155,10 @@ pub fn encode_batch(
             transform: transform.clone(),
         });
     }
-    objects
+    Encoded {
+        objects,
+        metadata_fields,
+    }
 }
 
 /// Lowest and highest position among the given records (there is at least one).
@@ -184,7 +209,12 @@ pub async fn store_batch(
             Ok(()) => {
                 report.objects += 1;
                 match object.destination {
-                    Destination::Lake => report.stored += object.records,
+                    Destination::Lake => {
+                        report.stored += object.records;
+                        if let Some((dir, _)) = object.key.rsplit_once('/') {
+                            report.partitions.insert(dir.to_owned());
+                        }
+                    }
                     Destination::Failed => report.failed += object.records,
                 }
             }
@@ -217,6 +247,8 @@ pub struct Pipeline {
     pub ledger: Option<Arc<Ledger>>,
     /// The lake's table descriptors (None: no check, as for a `discard:` lake).
     pub tables: Option<Arc<Tables>>,
+    /// The catalog the tables and partitions written are registered in, if any.
+    pub catalog: Option<Catalog>,
 }
 
 /// A batch after the CPU stages: its objects, ready to store.
@@ -230,6 +262,8 @@ pub struct Prepared {
     pub failed_by_type: BTreeMap<ErrorType, usize>,
     /// Time spent transforming, grouping and encoding.
     pub transform_time: Duration,
+    /// Parquet: the `metadata` fields of the lake objects.
+    pub metadata_fields: BTreeSet<String>,
 }
 
 impl Pipeline {
@@ -247,7 +281,10 @@ impl Pipeline {
         if let Some(reason) = refusal {
             sorted.refuse_table(reason);
         }
-        let objects = encode_batch(
+        let Encoded {
+            objects,
+            metadata_fields,
+        } = encode_batch(
             batch,
             &sorted,
             id,
@@ -263,6 +300,7 @@ impl Pipeline {
             records: batch.records.len(),
             failed_by_type,
             transform_time: started.elapsed(),
+            metadata_fields,
         }
     }
 
@@ -280,6 +318,7 @@ impl Pipeline {
         .await;
         report.failed_by_type = prepared.failed_by_type;
         report.transform_time = prepared.transform_time;
+        report.metadata_fields = prepared.metadata_fields;
         report.store_time = started.elapsed();
         report
     }
@@ -312,6 +351,10 @@ impl Pipeline {
                 self.store(prepared).instrument(span.clone()).await
             }
         };
+        if let (Some(catalog), Some(table)) = (&self.catalog, transform.table()) {
+            let dirs = report.partitions.iter().map(String::as_str);
+            catalog.note(table, self.config.format, dirs, &report.metadata_fields);
+        }
         span.in_scope(|| {
             tracing::info!(
                 stored = report.stored,

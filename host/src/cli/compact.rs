@@ -20,6 +20,9 @@ pub(super) struct CompactArgs {
     /// Gzip level of merged NDJSON objects (0-9).
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=9))]
     gzip_level: u32,
+    /// Then register every table and partition of the lake in this catalog: glue://DATABASE.
+    #[arg(long)]
+    catalog: Option<String>,
     /// Test hook: stop after this many source deletes, as if the process died there.
     #[arg(long, hide = true)]
     stop_after_deletes: Option<usize>,
@@ -34,6 +37,7 @@ pub(super) async fn compact_command(args: CompactArgs) -> anyhow::Result<ExitCod
         target_size: args.target_size,
         gzip_level: args.gzip_level,
         stop_after_deletes: args.stop_after_deletes,
+        deadline: None,
     };
     let report = compact(&lake, &options, SystemTime::now())
         .await
@@ -42,6 +46,19 @@ pub(super) async fn compact_command(args: CompactArgs) -> anyhow::Result<ExitCod
         "{} closed partitions: {} objects merged into {} ({} records), {} interrupted merges finished; {} partitions still open",
         report.closed, report.removed, report.written, report.records, report.resumed, report.open
     );
+    if let Some(uri) = &args.catalog {
+        let catalog = crate::app::catalog(uri, &args.lake).await?;
+        let synced = crate::catalog::sync::sync(&catalog, &lake)
+            .await
+            .with_context(|| format!("compacted, but cannot register the lake in {uri}"))?;
+        println!(
+            "{uri}: {} tables, {} partitions registered",
+            synced.tables, synced.partitions
+        );
+        for skipped in &synced.skipped {
+            eprintln!("weir: skipped {skipped}");
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

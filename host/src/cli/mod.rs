@@ -1,5 +1,6 @@
 //! The `weir` command line.
 
+mod catalog;
 mod check;
 mod compact;
 mod diff;
@@ -38,6 +39,8 @@ enum Command {
     Transform(transform::TransformArgs),
     /// Merge the per-batch objects of closed partitions into few large ones.
     Compact(compact::CompactArgs),
+    /// Register the lake in the Glue Data Catalog, or print Athena DDL with projection.
+    Catalog(catalog::CatalogArgs),
 }
 
 /// Parses the arguments, runs the command and prints any error with its whole chain.
@@ -57,6 +60,7 @@ pub fn main() -> ExitCode {
                     Command::Repartition(args) => repartition::repartition_command(args).await,
                     Command::Diff(args) => diff::diff(args).await,
                     Command::Compact(args) => compact::compact_command(args).await,
+                    Command::Catalog(args) => catalog::catalog_command(args).await,
                 }
             })
         });

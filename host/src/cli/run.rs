@@ -58,7 +58,13 @@ pub(super) struct RunArgs {
     /// Print one CloudWatch Embedded Metric Format line per batch on stdout.
     #[arg(long)]
     metrics: bool,
+    /// Register every table and partition written in this catalog: glue://DATABASE.
+    #[arg(long)]
+    catalog: Option<String>,
 }
+
+/// How long `weir run` waits, at its end, for the catalog to register what it wrote.
+const CATALOG_FLUSH: Duration = Duration::from_secs(60);
 
 /// Totals over all batches.
 #[derive(Debug, Default)]
@@ -131,7 +137,10 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         store_concurrency: args.store_concurrency.max(1),
         ..PipelineConfig::default()
     };
-    let pipeline = crate::app::pipeline(&args.lake, &args.failed, config).await?;
+    let mut pipeline = crate::app::pipeline(&args.lake, &args.failed, config).await?;
+    if let Some(uri) = &args.catalog {
+        pipeline.catalog = Some(crate::app::catalog(uri, &args.lake).await?);
+    }
     let handler = Handler::new(pipeline, Arc::new(transform), args.metrics);
     let limits = BatchLimits {
         max_records: args.batch_size as usize,
@@ -211,9 +220,21 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     }
 
+    let catalog = handler.flush_catalog(CATALOG_FLUSH).await;
     let totals = totals.lock().expect("totals are never poisoned");
     // With --metrics, stdout carries EMF lines; the summary goes with the logs.
-    let summary = totals.summary(started.elapsed());
+    let mut summary = totals.summary(started.elapsed());
+    if let (Some(stats), Some(uri)) = (catalog, &args.catalog) {
+        summary.push_str(&format!(
+            "\ncatalog {uri}: {} partitions registered, {} pending, {} failed calls",
+            stats.registered, stats.pending, stats.errors
+        ));
+        if stats.pending > 0 {
+            summary.push_str(
+                " (the pending ones are registered by `weir catalog sync` or the next compaction)",
+            );
+        }
+    }
     if args.metrics {
         eprintln!("{summary}")
     } else {

@@ -197,6 +197,33 @@ pub fn escape_value(value: &str) -> String {
     out
 }
 
+/// The value an escaped partition value stands for: `%XX` decoded, [`DEFAULT_PARTITION`] as
+/// the empty value (what a catalog stores as the partition's value).
+pub fn unescape_value(escaped: &str) -> String {
+    if escaped == DEFAULT_PARTITION {
+        return String::new();
+    }
+    let bytes = escaped.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 fn needs_escape(byte: u8) -> bool {
     matches!(
         byte,
@@ -252,6 +279,23 @@ mod tests {
         assert_eq!(escape_value("a/b=c"), "a%2Fb%3Dc");
         assert_eq!(escape_value("../../etc"), "..%2F..%2Fetc");
         assert_eq!(escape_value("100%"), "100%25");
+    }
+
+    #[test]
+    fn unescaping_inverts_escaping() {
+        for value in [
+            "a/b=c",
+            "../../etc",
+            "100%",
+            "Ünï\u{7}code",
+            "",
+            "%zz",
+            "plain",
+        ] {
+            assert_eq!(unescape_value(&escape_value(value)), value);
+        }
+        // A `%` not followed by two hex digits is not an escape.
+        assert_eq!(unescape_value("%zz%4"), "%zz%4");
     }
 
     #[test]

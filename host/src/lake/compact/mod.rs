@@ -22,6 +22,7 @@
 
 pub(crate) mod merge;
 mod plan;
+pub mod scheduled;
 
 pub use merge::{DecodeError, Records};
 pub use plan::{
@@ -46,6 +47,9 @@ pub struct CompactOptions {
     pub gzip_level: u32,
     /// Test hook: stop (as if the process died) after this many source deletes.
     pub stop_after_deletes: Option<usize>,
+    /// Start no new merge after this instant (a Lambda's deadline, less a margin): the run
+    /// ends cleanly, with [`CompactReport::unfinished`] set, and the next run goes on.
+    pub deadline: Option<std::time::Instant>,
 }
 
 /// What a compaction did.
@@ -63,6 +67,10 @@ pub struct CompactReport {
     pub records: usize,
     /// Merges an interrupted run had started and this one finished.
     pub resumed: usize,
+    /// Bytes of the merged objects written.
+    pub bytes: u64,
+    /// Whether the run stopped at its deadline with closed partitions left to merge.
+    pub unfinished: bool,
 }
 
 /// Why compaction stopped. Whatever it stopped at, every record is still in the lake, and a
@@ -132,6 +140,9 @@ pub async fn compact(
         }
         run.report.closed += 1;
         run.partition(partition).await?;
+        if run.report.unfinished {
+            break;
+        }
     }
     Ok(run.report)
 }
@@ -144,6 +155,12 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
+    fn past_deadline(&self) -> bool {
+        self.options
+            .deadline
+            .is_some_and(|deadline| std::time::Instant::now() >= deadline)
+    }
+
     async fn partition(&mut self, mut partition: Partition) -> Result<(), CompactError> {
         let mut present: BTreeSet<String> =
             partition.objects.iter().map(|(k, _)| k.clone()).collect();
@@ -153,6 +170,10 @@ impl Run<'_> {
         partition.objects.retain(|(key, _)| present.contains(key));
         for format in Format::ALL {
             for sources in chunks(&partition.objects, format, self.options.target_size) {
+                if self.past_deadline() {
+                    self.report.unfinished = true;
+                    return Ok(());
+                }
                 let manifest = Manifest {
                     output: output_key(&partition.path, &sources, format),
                     sources,
@@ -221,7 +242,11 @@ impl Run<'_> {
     }
 
     /// Writes the merge of the manifest's sources and checks it; returns its records.
-    async fn merge(&self, manifest: &Manifest, format: Format) -> Result<Records, CompactError> {
+    async fn merge(
+        &mut self,
+        manifest: &Manifest,
+        format: Format,
+    ) -> Result<Records, CompactError> {
         let records = self.decode_all(&manifest.sources, format).await?;
         let body = records
             .encode(self.options.gzip_level)
@@ -229,6 +254,7 @@ impl Run<'_> {
                 key: manifest.output.clone(),
                 source: e.into(),
             })?;
+        self.report.bytes += body.len() as u64;
         self.lake
             .put_bytes(
                 &manifest.output,
