@@ -44,6 +44,8 @@ pub struct Aws {
     pub kinesis: aws_sdk_kinesis::Client,
     /// S3, path-style.
     pub s3: aws_sdk_s3::Client,
+    /// The Glue Data Catalog.
+    pub glue: aws_sdk_glue::Client,
 }
 
 /// One user record as it sits in the stream (aggregates expanded).
@@ -78,6 +80,7 @@ impl Aws {
         Self {
             kinesis: aws_sdk_kinesis::Client::new(&config),
             s3: aws_sdk_s3::Client::from_conf(s3),
+            glue: aws_sdk_glue::Client::new(&config),
         }
     }
 

@@ -3,6 +3,8 @@
 //! It sits between the AWS SDK clients and the local AWS stand-in (moto): the clients use
 //! `AWS_ENDPOINT_URL=<proxy endpoint>` with path-style S3 addressing, so every call is a plain
 //! HTTP/1.1 request with an absolute path. The proxy reads each request whole, then decides:
+//! - a Glue call (an `x-amz-target` of `AWSGlue.*`) while [`FaultProxy::throttle_glue`] has
+//!   throttles left -> `400 ThrottlingException`, not forwarded;
 //! - a Kinesis call (`POST /` with an `x-amz-target` header) -> always forwarded: the faults
 //!   are about the lake's storage, and the test's own Kinesis traffic must not be broken;
 //! - the request's bucket was made unavailable -> `503 SlowDown`, not forwarded;
@@ -92,6 +94,8 @@ pub struct FaultStats {
     /// Requests for the exactly-once ledger's documents (a `/_weir/ledger/` path), whatever
     /// their fate.
     pub ledger: u64,
+    /// Glue calls answered `400 ThrottlingException`.
+    pub glue_throttled: u64,
 }
 
 /// A fault-injecting proxy on 127.0.0.1 in front of one upstream; dropping it stops the proxy
@@ -113,6 +117,8 @@ struct Shared {
     reset: AtomicU64,
     stored_then_error: AtomicU64,
     ledger: AtomicU64,
+    glue_throttles: AtomicU64,
+    glue_throttled: AtomicU64,
     log: Mutex<Vec<String>>,
 }
 
@@ -150,6 +156,8 @@ impl FaultProxy {
             reset: AtomicU64::new(0),
             stored_then_error: AtomicU64::new(0),
             ledger: AtomicU64::new(0),
+            glue_throttles: AtomicU64::new(0),
+            glue_throttled: AtomicU64::new(0),
             log: Mutex::new(Vec::new()),
         });
         let server = tokio::spawn(crate::http_server::serve(listener, {
@@ -192,7 +200,14 @@ impl FaultProxy {
             reset: self.shared.reset.load(Ordering::Relaxed),
             stored_then_error: self.shared.stored_then_error.load(Ordering::Relaxed),
             ledger: self.shared.ledger.load(Ordering::Relaxed),
+            glue_throttled: self.shared.glue_throttled.load(Ordering::Relaxed),
         }
+    }
+
+    /// Answers the next `calls` Glue calls `400 ThrottlingException`, as Glue does past its
+    /// request rate.
+    pub fn throttle_glue(&self, calls: u64) {
+        self.shared.glue_throttles.store(calls, Ordering::SeqCst);
     }
 }
 
@@ -264,6 +279,31 @@ async fn handle(
 
     if parts.uri.path().contains("/_weir/ledger/") {
         shared.ledger.fetch_add(1, Ordering::Relaxed);
+    }
+    let is_glue = parts
+        .headers
+        .get(AMZ_TARGET)
+        .is_some_and(|t| t.as_bytes().starts_with(b"AWSGlue."));
+    let throttle = is_glue
+        && shared
+            .glue_throttles
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                left.checked_sub(1)
+            })
+            .is_ok();
+    if throttle {
+        shared.glue_throttled.fetch_add(1, Ordering::Relaxed);
+        let mut response = local(
+            StatusCode::BAD_REQUEST,
+            r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#.to_owned(),
+        );
+        response
+            .headers_mut()
+            .insert("x-amzn-errortype", "ThrottlingException".parse().unwrap());
+        response
+            .headers_mut()
+            .insert(CONTENT_TYPE, "application/x-amz-json-1.1".parse().unwrap());
+        return Ok(response);
     }
     if !parts.headers.contains_key(AMZ_TARGET) {
         lock(&shared.log).push(format!("{} {}", parts.method, parts.uri.path()));

@@ -264,3 +264,14 @@ pub fn read_envelopes(root: &Path) -> Vec<(String, weir::lake::envelope::Envelop
         })
         .collect()
 }
+
+/// How many of these lake objects compaction merges (all small): those of partitions that hold
+/// more than one.
+pub fn mergeable_objects<'a>(keys: impl IntoIterator<Item = &'a str>) -> usize {
+    let mut per_partition: std::collections::BTreeMap<&str, usize> = Default::default();
+    for key in keys {
+        let (partition, _) = key.rsplit_once('/').expect("objects sit in partitions");
+        *per_partition.entry(partition).or_default() += 1;
+    }
+    per_partition.values().filter(|n| **n > 1).sum()
+}

@@ -2,6 +2,7 @@
 //! transform built for wasm32-wasip1, and hand-written hostile guest modules.
 
 mod campaign;
+mod catalog;
 mod check_command;
 mod compact;
 mod esm;

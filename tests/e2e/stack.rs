@@ -6,6 +6,7 @@
 
 use crate::lambda::{play_event_source_mapping, start_bootstrap};
 use serde_json::{Value, json};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 use weir_tests::aws::{Aws, account, aws_env, check_cases, endpoint, send_test_data, unique};
@@ -93,6 +94,164 @@ fn output<'a>(outputs: &'a Value, name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("the stack has no {name} output: {outputs}"))
 }
 
+/// The partition paths (`section=…/dt=…/hr=…`, relative to the table) the catalog's `retail`
+/// table holds, from their locations.
+async fn catalog_paths(aws: &Aws, database: &str) -> BTreeSet<String> {
+    let partitions = aws
+        .glue
+        .get_partitions()
+        .database_name(database)
+        .table_name("retail")
+        .send()
+        .await
+        .expect("GetPartitions")
+        .partitions
+        .unwrap_or_default();
+    partitions
+        .iter()
+        .map(|p| {
+            let location = p.storage_descriptor().and_then(|s| s.location()).unwrap();
+            let (_, path) = location.split_once("/retail/").expect("under the table");
+            path.trim_end_matches('/').to_owned()
+        })
+        .collect()
+}
+
+/// The template's resource `name`, as JSON (CloudFormation's tags read as null).
+fn template_resource(endpoint: &str, name: &str) -> Value {
+    let script = r#"
+import json, sys, yaml
+yaml.SafeLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+template = yaml.safe_load(open(sys.argv[1]))
+print(json.dumps(template["Resources"][sys.argv[2]]))
+"#;
+    let template = workspace_root().join("cf-templates/weir.yaml");
+    serde_json::from_str(&python(
+        endpoint,
+        script,
+        &[template.to_str().unwrap(), name],
+    ))
+    .unwrap()
+}
+
+/// Runs the compaction function with its stack environment (the stand-in cannot wait 25 hours,
+/// so partitions count as closed at once) and the schedule's input; checks that it merged every
+/// partition and kept the catalog right.
+async fn compact_as_scheduled(
+    aws: &Aws,
+    endpoint: &str,
+    outputs: &Value,
+    lake: &str,
+    database: &str,
+    partitions: &BTreeSet<String>,
+) {
+    let (configuration, _) = read_function(endpoint, output(outputs, "CompactionFunctionName"));
+    assert_eq!(configuration["Timeout"], 900);
+    let mut env = environment(&configuration);
+    assert!(
+        env.contains(&("WEIR_MODE".into(), "compact".into())),
+        "{env:?}"
+    );
+    assert!(
+        env.contains(&("WEIR_CATALOG".into(), format!("glue://{database}"))),
+        "{env:?}"
+    );
+    assert!(
+        env.contains(&("WEIR_LAKE".into(), output(outputs, "LakeLocation").into())),
+        "{env:?}"
+    );
+    env.retain(|(name, _)| name != "WEIR_COMPACT_OLDER_THAN_SECONDS");
+    env.push(("WEIR_COMPACT_OLDER_THAN_SECONDS".into(), "0".into()));
+    let schedule = template_resource(endpoint, "CompactionScheduleEntry");
+    let input: Value =
+        serde_json::from_str(schedule["Properties"]["Target"]["Input"].as_str().unwrap()).unwrap();
+    let before = aws.objects(lake, "events/retail/").await;
+
+    let api = RuntimeApi::start().await.unwrap();
+    let env_refs: Vec<(&str, &str)> = env.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let function = start_bootstrap(&api, endpoint, &env_refs);
+    let answer = api.invoke(input, std::time::Duration::from_secs(120)).await;
+    let (_, stderr) = function.stop();
+    let answer = answer.unwrap_or_else(|i| panic!("the pass answers: {i:?}\n{stderr}"));
+    assert_eq!(answer["partitions"], partitions.len(), "{answer}");
+    let mergeable = weir_tests::mergeable_objects(before.iter().map(|(key, _)| key.as_str()));
+    assert_eq!(answer["objects_merged"], mergeable, "{answer}");
+    assert_eq!(answer["catalog_error"], Value::Null, "{answer}");
+    let after = aws.objects(lake, "events/retail/").await;
+    assert_eq!(
+        after.len(),
+        partitions.len(),
+        "one merged object per partition"
+    );
+    let count =
+        |objects: &[(String, Vec<Vec<u8>>)]| objects.iter().map(|(_, l)| l.len()).sum::<usize>();
+    assert_eq!(count(&after), count(&before));
+    assert_eq!(&catalog_paths(aws, database).await, partitions);
+}
+
+/// The publisher policy grants one transform's versions and pointer and nothing else of the
+/// bucket; the registry bucket refuses any put of a version's files without If-None-Match.
+fn publishers_are_fenced_in(endpoint: &str, outputs: &Value) {
+    let script = r#"
+import boto3, json, sys
+iam, s3 = boto3.client("iam"), boto3.client("s3")
+policy = iam.get_policy(PolicyArn=sys.argv[1])["Policy"]
+version = iam.get_policy_version(PolicyArn=sys.argv[1], VersionId=policy["DefaultVersionId"])
+document = version["PolicyVersion"]["Document"]
+if isinstance(document, str):
+    import urllib.parse
+    document = json.loads(urllib.parse.unquote(document))
+print(json.dumps({"publisher": document, "bucket": json.loads(s3.get_bucket_policy(Bucket=sys.argv[2])["Policy"])}))
+"#;
+    let registry = output(outputs, "RegistryBucket");
+    let documents: Value = serde_json::from_str(&python(
+        endpoint,
+        script,
+        &[output(outputs, "PublisherPolicyArn"), registry],
+    ))
+    .unwrap();
+    let versions = format!("arn:aws:s3:::{registry}/transforms/retail/*");
+    for statement in documents["publisher"]["Statement"].as_array().unwrap() {
+        let resource = statement["Resource"].as_str().unwrap_or_default();
+        let actions = statement["Action"].to_string();
+        match statement["Effect"].as_str() {
+            Some("Deny") => assert_eq!(resource, format!("arn:aws:s3:::{registry}/lambda/*")),
+            _ if actions.contains("kms:") => assert!(!actions.contains("s3:"), "{statement}"),
+            _ if actions.contains("ListBucket") => {
+                assert_eq!(resource, format!("arn:aws:s3:::{registry}"));
+                assert!(
+                    statement["Condition"]
+                        .to_string()
+                        .contains("transforms/retail/*"),
+                    "{statement}"
+                );
+            }
+            _ => {
+                assert_eq!(resource, versions, "{statement}");
+                assert!(
+                    !actions.contains("Delete") && !actions.contains('*'),
+                    "{statement}"
+                );
+            }
+        }
+    }
+    let immutable = documents["bucket"]["Statement"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Sid"] == "PublishedVersionsAreImmutable")
+        .expect("the registry bucket keeps versions immutable");
+    assert_eq!(immutable["Effect"], "Deny");
+    assert_eq!(
+        immutable["Resource"],
+        format!("arn:aws:s3:::{registry}/transforms/*/*/*")
+    );
+    assert_eq!(
+        immutable["Condition"],
+        json!({ "Null": { "s3:if-none-match": "true" } })
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_stack_deploys_and_its_function_stores_every_record() {
     let endpoint = endpoint();
@@ -109,7 +268,14 @@ async fn the_stack_deploys_and_its_function_stores_every_record() {
         &[zip.to_str().unwrap(), bootstrap_bin().to_str().unwrap()],
     );
     let stack = unique("weir-stack");
-    let outputs = deploy(&endpoint, &stack, &zip, &["ShardCount=2", "BatchSize=7"]);
+    let database = stack.replace('-', "_");
+    let database_parameter = format!("CatalogDatabase={database}");
+    let outputs = deploy(
+        &endpoint,
+        &stack,
+        &zip,
+        &["ShardCount=2", "BatchSize=7", &database_parameter],
+    );
 
     // The function as the template configured it.
     let function_name = output(&outputs, "FunctionName");
@@ -129,6 +295,8 @@ async fn the_stack_deploys_and_its_function_stores_every_record() {
     assert_eq!(var("WEIR_TRANSFORM"), "retail");
     assert_eq!(var("WEIR_GZIP_LEVEL"), "1");
     assert_eq!(var("WEIR_FORMAT"), "json");
+    assert_eq!(output(&outputs, "CatalogDatabase"), database);
+    assert_eq!(var("WEIR_CATALOG"), format!("glue://{database}"));
     // The deploy published the module to the stack's transform registry and activated it, with
     // precompiled artifacts for both Lambda architectures.
     let registry = output(&outputs, "RegistryBucket");
@@ -212,6 +380,20 @@ async fn the_stack_deploys_and_its_function_stores_every_record() {
         );
     }
 
+    // The stand-in's CloudFormation creates no AWS::Glue::Database (nor schedules): make the
+    // database the template names, as CloudFormation would.
+    aws.glue
+        .create_database()
+        .database_input(
+            aws_sdk_glue::types::DatabaseInput::builder()
+                .name(&database)
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+
     // The flow: events into the stack's stream, the function with the stack's environment.
     let stream = output(&outputs, "StreamName");
     send_test_data(&endpoint, stream, &["--aggregate", "3"]);
@@ -251,6 +433,16 @@ async fn the_stack_deploys_and_its_function_stores_every_record() {
     assert_eq!(accounting.duplicates, 0);
     assert!(accounting.in_lake > 0 && accounting.in_failed > 0);
     assert_eq!(check_cases(&sent, &objects, &envelopes), sent.len());
+    // The function registered every partition it wrote.
+    let lake_partitions: BTreeSet<String> = objects
+        .iter()
+        .filter_map(|(key, _)| Some(key.strip_prefix("retail/")?.rsplit_once('/')?.0.to_owned()))
+        .collect();
+    assert_eq!(catalog_paths(&aws, &database).await, lake_partitions);
+
+    // Scheduled compaction: the compaction function, invoked with what the schedule sends.
+    compact_as_scheduled(&aws, &endpoint, &outputs, lake, &database, &lake_partitions).await;
+    publishers_are_fenced_in(&endpoint, &outputs);
 
     // An update changes what it names and keeps the rest: same buckets and stream, the batch
     // size from before, the same artifacts (already uploaded, so not uploaded again).

@@ -80,6 +80,8 @@ struct Shared {
     queued: AtomicUsize,
     /// Whether the worker has work due now.
     working: AtomicBool,
+    /// When the worker retries next, while registrations wait for a retry.
+    next_retry: Mutex<Option<Instant>>,
     registered: AtomicU64,
     errors: AtomicU64,
     pending: AtomicU64,
@@ -107,6 +109,7 @@ impl Catalog {
             fields: Mutex::default(),
             queued: AtomicUsize::new(0),
             working: AtomicBool::new(false),
+            next_retry: Mutex::new(None),
             registered: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             pending: AtomicU64::new(0),
@@ -170,17 +173,20 @@ impl Catalog {
         }
     }
 
-    /// Waits until every noted partition is registered or waiting for a retry, for at most
-    /// `budget`. True when nothing is left to do now.
+    /// Waits, for at most `budget`, until every noted partition is registered, or waits for
+    /// a retry due after the budget. True when every noted partition is registered.
     pub async fn flush(&self, budget: Duration) -> bool {
         let deadline = Instant::now() + budget;
         loop {
-            let idle = self.shared.queued.load(Ordering::SeqCst) == 0
-                && !self.shared.working.load(Ordering::SeqCst);
-            if idle {
+            let shared = &self.shared;
+            let idle =
+                shared.queued.load(Ordering::SeqCst) == 0 && !shared.working.load(Ordering::SeqCst);
+            let done = shared.pending.load(Ordering::SeqCst) == 0;
+            if idle && done {
                 return true;
             }
-            if Instant::now() >= deadline {
+            let retry = *shared.next_retry.lock().expect("not poisoned");
+            if Instant::now() >= deadline || (idle && retry.is_none_or(|at| at > deadline)) {
                 return false;
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -192,7 +198,7 @@ impl Catalog {
         CatalogStats {
             registered: self.shared.registered.load(Ordering::Relaxed),
             errors: self.shared.errors.load(Ordering::Relaxed),
-            pending: self.shared.pending.load(Ordering::Relaxed),
+            pending: self.shared.pending.load(Ordering::SeqCst),
         }
     }
 
@@ -252,8 +258,9 @@ async fn worker(shared: std::sync::Weak<Shared>, mut notes: mpsc::UnboundedRecei
         if work.values().any(|w| w.next_try <= Instant::now()) {
             continue;
         }
-        catalog.working.store(false, Ordering::SeqCst);
         let next = work.values().map(|w| w.next_try).min();
+        *catalog.next_retry.lock().expect("not poisoned") = next;
+        catalog.working.store(false, Ordering::SeqCst);
         drop(catalog);
         let note = match next {
             Some(at) => tokio::select! {
@@ -316,7 +323,7 @@ async fn register(catalog: &Shared, item: &mut Work) {
             Err((failed, error)) => {
                 let done = paths.len() - failed.len();
                 catalog.registered.fetch_add(done as u64, Ordering::Relaxed);
-                catalog.pending.fetch_sub(done as u64, Ordering::Relaxed);
+                catalog.pending.fetch_sub(done as u64, Ordering::SeqCst);
                 item.paths = failed.into_iter().collect();
                 Err(error)
             }

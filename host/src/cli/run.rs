@@ -63,8 +63,9 @@ pub(super) struct RunArgs {
     catalog: Option<String>,
 }
 
-/// How long `weir run` waits, at its end, for the catalog to register what it wrote.
-const CATALOG_FLUSH: Duration = Duration::from_secs(60);
+/// How long `weir run` waits, at its end, for the catalog to register what it wrote (through
+/// retries due within it).
+const CATALOG_FLUSH: Duration = Duration::from_secs(30);
 
 /// Totals over all batches.
 #[derive(Debug, Default)]

@@ -46,6 +46,12 @@ impl LocalStore {
             .expect("file writes do not panic")
     }
 
+    /// Copies the object at `from` to `to`, atomically.
+    pub async fn copy(&self, from: &str, to: &str) -> Result<(), StoreError> {
+        let body = bytes::Bytes::from(self.get(from)?);
+        self.put_bytes(to, body).await
+    }
+
     /// The object at `key`, or `None` if there is no such file.
     pub fn get_if_exists(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let path = self.path_of(key)?;

@@ -135,6 +135,15 @@ impl Store {
         }
     }
 
+    /// Copies the object at `from` to `to` (server-side on S3).
+    pub async fn copy(&self, from: &str, to: &str) -> Result<(), StoreError> {
+        match self {
+            Self::Local(store) => store.copy(from, to).await,
+            Self::S3(store) => store.copy(from, to).await,
+            Self::Discard => Ok(()),
+        }
+    }
+
     /// Removes the object at `key`.
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
         match self {

@@ -170,6 +170,24 @@ impl S3Store {
         Ok(Some(body.into_bytes().to_vec()))
     }
 
+    /// Copies the object at `from` to `to` inside the bucket, server-side (no bytes through
+    /// the host), keeping its content type and encoding.
+    pub async fn copy(&self, from: &str, to: &str) -> Result<(), StoreError> {
+        let (source, target) = (
+            format!("{}{from}", self.prefix),
+            format!("{}{to}", self.prefix),
+        );
+        self.client
+            .copy_object()
+            .bucket(&self.bucket)
+            .key(&target)
+            .copy_source(format!("{}/{}", self.bucket, encode_key(&source)))
+            .send()
+            .await
+            .map_err(|e| self.error(&target, crate::aws::describe(&e)))?;
+        Ok(())
+    }
+
     /// Removes the object at `key`.
     pub async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let full = format!("{}{key}", self.prefix);
@@ -198,6 +216,19 @@ impl std::fmt::Display for S3Store {
     }
 }
 
+/// A key as `x-amz-copy-source` takes it: URL-encoded, `/` kept (partition values hold `%`).
+fn encode_key(key: &str) -> String {
+    let mut encoded = String::with_capacity(key.len());
+    for byte in key.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'/' | b'-' | b'_' | b'.' | b'~') {
+            encoded.push(byte as char);
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
 /// `s3://bucket/some/prefix` -> (`bucket`, `some/prefix/`).
 fn parse_location(location: &str) -> Result<(String, String), StoreError> {
     let invalid = || StoreError::InvalidLocation(location.to_owned());
@@ -222,6 +253,14 @@ fn parse_location(location: &str) -> Result<(String, String), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn copy_sources_are_url_encoded() {
+        assert_eq!(
+            encode_key("lake/retail/section=Home%2FGarden/x y.json.gz"),
+            "lake/retail/section%3DHome%252FGarden/x%20y.json.gz"
+        );
+    }
 
     #[test]
     fn parses_bucket_and_prefix() {
