@@ -265,13 +265,66 @@ pub fn read_envelopes(root: &Path) -> Vec<(String, weir::lake::envelope::Envelop
         .collect()
 }
 
-/// How many of these lake objects compaction merges (all small): those of partitions that hold
-/// more than one.
-pub fn mergeable_objects<'a>(keys: impl IntoIterator<Item = &'a str>) -> usize {
-    let mut per_partition: std::collections::BTreeMap<&str, usize> = Default::default();
-    for key in keys {
-        let (partition, _) = key.rsplit_once('/').expect("objects sit in partitions");
-        *per_partition.entry(partition).or_default() += 1;
+/// Seconds since the epoch, for [`check_compaction`].
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Checks what a compaction pass that counts a partition as closed once its hour (or day)
+/// ended did to small lake objects (`before` and `after`, keys relative to the table): every
+/// closed partition of more than one object holds one, the others are untouched, every record
+/// is still there once, and its `answer` counts the closed partitions and the merged objects.
+/// `clock` is the time before and after the pass: a partition that closed meanwhile may go
+/// either way.
+pub fn check_compaction(
+    before: &[(String, Vec<Vec<u8>>)],
+    after: &[(String, Vec<Vec<u8>>)],
+    answer: &serde_json::Value,
+    clock: (u64, u64),
+) {
+    let per_partition = |objects: &[(String, Vec<Vec<u8>>)]| {
+        let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+        for (key, _) in objects {
+            let (partition, _) = key.rsplit_once('/').expect("objects sit in partitions");
+            *counts.entry(partition.to_owned()).or_default() += 1;
+        }
+        counts
+    };
+    let (was, now) = (per_partition(before), per_partition(after));
+    let expect = |clock: u64| {
+        let closed: Vec<&String> = was
+            .keys()
+            .filter(|p| weir::lake::compact::is_closed(p, clock, std::time::Duration::ZERO))
+            .collect();
+        let merged: usize = closed.iter().map(|p| was[*p]).filter(|n| *n > 1).sum();
+        (closed, merged)
+    };
+    let (closed, merged) = [expect(clock.0), expect(clock.1)]
+        .into_iter()
+        .find(|(closed, merged)| {
+            answer["partitions"] == closed.len() && answer["objects_merged"] == *merged
+        })
+        .unwrap_or_else(|| panic!("the pass's counts match the lake: {answer}"));
+    assert!(merged > 0, "the test left something to merge");
+    for (partition, count) in &was {
+        let expected = if closed.contains(&partition) {
+            1
+        } else {
+            *count
+        };
+        assert_eq!(now.get(partition), Some(&expected), "{partition}");
     }
-    per_partition.values().filter(|n| **n > 1).sum()
+    assert_eq!(now.len(), was.len());
+    let lines = |objects: &[(String, Vec<Vec<u8>>)]| {
+        let mut lines: Vec<Vec<u8>> = objects.iter().flat_map(|(_, l)| l.clone()).collect();
+        lines.sort();
+        lines
+    };
+    assert!(
+        lines(after) == lines(before),
+        "every record once, none lost"
+    );
 }
