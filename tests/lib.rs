@@ -328,3 +328,32 @@ pub fn check_compaction(
         "every record once, none lost"
     );
 }
+
+/// A copy of the test data `weir run` reads ([`aws::data_inputs`]) in `dir`, its files last
+/// modified three days ago, so every partition the file source's arrival time puts records in
+/// is closed; as `weir run` takes it.
+pub fn aged_test_data(dir: &Path) -> Vec<String> {
+    let aged = std::time::SystemTime::now() - std::time::Duration::from_secs(3 * 86_400);
+    let copy = |from: &Path, to: &Path| {
+        std::fs::copy(from, to).expect("the test data copies");
+        let file = std::fs::File::options().write(true).open(to).unwrap();
+        file.set_modified(aged)
+            .expect("the copy's mtime can be set");
+    };
+    let mut inputs = Vec::new();
+    for name in ["seed", "valid", "invalid", "events.ndjson"] {
+        let from = data_dir().join(name);
+        let to = dir.join(from.file_name().unwrap());
+        if from.is_dir() {
+            std::fs::create_dir_all(&to).unwrap();
+            for file in std::fs::read_dir(&from).unwrap() {
+                let file = file.unwrap().path();
+                copy(&file, &to.join(file.file_name().unwrap()));
+            }
+        } else {
+            copy(&from, &to);
+        }
+        inputs.push(to.display().to_string());
+    }
+    inputs
+}

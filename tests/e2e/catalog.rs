@@ -95,7 +95,8 @@ async fn lake_partitions(
     partitions
 }
 
-/// `weir run` of the test data through `module` into `s3://bucket/<lake>` with `extra`.
+/// `weir run` of the test data through `module` into `s3://bucket/<lake>` with `extra`. The
+/// data's files are dated days ago, so every partition is closed whatever the time of day.
 fn ingest(
     endpoint: &str,
     bucket: &str,
@@ -103,7 +104,8 @@ fn ingest(
     module: &std::path::Path,
     extra: &[&str],
 ) -> String {
-    let inputs = data_inputs();
+    let data = tempfile::tempdir().unwrap();
+    let inputs = weir_tests::aged_test_data(data.path());
     let lake = format!("s3://{bucket}/{lake}");
     let failed = format!("s3://{bucket}/failed");
     let module = module.display().to_string();
@@ -496,5 +498,134 @@ async fn scheduled_compaction_merges_closed_partitions_and_keeps_the_catalog_rig
     assert_eq!(
         catalog_partitions(&aws, &database, "retail").await,
         partitions
+    );
+}
+
+/// Every record line under `s3://bucket/<prefix>` (visible objects), sorted.
+async fn lines_under(aws: &Aws, bucket: &str, prefix: &str) -> Vec<Vec<u8>> {
+    let mut lines: Vec<Vec<u8>> = aws
+        .objects(bucket, prefix)
+        .await
+        .into_iter()
+        .flat_map(|(_, lines)| lines)
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn catalog_readers_never_see_a_record_twice_while_a_partition_is_compacted() {
+    let endpoint = endpoint();
+    let aws = Aws::connect(&endpoint).await;
+    let bucket = unique("catalog-window");
+    aws.create_bucket(&bucket).await;
+    let database = create_database(&aws).await;
+    let catalog = format!("glue://{database}");
+    ingest(
+        &endpoint,
+        &bucket,
+        "lake",
+        &retail_wasm(),
+        &["--batch-size", "7", "--catalog", &catalog],
+    );
+    let lake = format!("s3://{bucket}/lake");
+    let before = aws.objects(&bucket, "lake/retail/").await;
+    let all_before = lines_under(&aws, &bucket, "lake/retail/").await;
+    let compact = |extra: &[&str], glue: Option<&str>| {
+        let mut command = std::process::Command::new(weir_tests::weir_bin());
+        weir_tests::aws::aws_env(&mut command, &endpoint);
+        if let Some(glue) = glue {
+            command.env("AWS_ENDPOINT_URL_GLUE", glue);
+        }
+        let args = [
+            "compact",
+            "--lake",
+            &lake,
+            "--catalog",
+            &catalog,
+            "--partition-older-than",
+            "0s",
+        ];
+        command.args(args).args(extra).output().unwrap()
+    };
+
+    // The catalog is down: registered partitions are left as they are, for the next pass.
+    let down = compact(&[], Some("http://127.0.0.1:9"));
+    weir_tests::cli::refused(down);
+    assert_eq!(
+        aws.objects(&bucket, "lake/retail/").await,
+        before,
+        "nothing moved"
+    );
+    assert!(
+        aws.objects(&bucket, "lake/_weir/compaction/")
+            .await
+            .is_empty()
+    );
+
+    // Stopped after the first source delete: that partition's catalog location is its staging
+    // folder, which holds each of its records once; its own folder holds every record.
+    let stopped = compact(&["--stop-after-deletes", "1"], None);
+    let stderr = weir_tests::cli::refused(stopped);
+    assert!(stderr.contains("stopped after 1 deletes"), "{stderr}");
+    let staged: Vec<(Vec<String>, String)> = catalog_partitions(&aws, &database, "retail")
+        .await
+        .into_iter()
+        .filter(|(_, location)| location.contains("/_weir/compaction/"))
+        .collect();
+    assert_eq!(
+        staged.len(),
+        1,
+        "one partition is being compacted: {staged:?}"
+    );
+    let staging = staged[0]
+        .1
+        .strip_prefix(&format!("s3://{bucket}/"))
+        .unwrap();
+    let folder = staging.replace("_weir/compaction/", "");
+    let partition_before: Vec<Vec<u8>> = {
+        let mut lines: Vec<Vec<u8>> = before
+            .iter()
+            .filter(|(key, _)| format!("lake/retail/{key}").starts_with(&folder))
+            .flat_map(|(_, lines)| lines.clone())
+            .collect();
+        lines.sort();
+        lines
+    };
+    assert!(!partition_before.is_empty());
+    assert_eq!(
+        lines_under(&aws, &bucket, staging).await,
+        partition_before,
+        "catalog readers: once"
+    );
+    let in_folder = lines_under(&aws, &bucket, &folder).await;
+    assert!(
+        in_folder.len() > partition_before.len(),
+        "path readers see the window's duplicates"
+    );
+    for line in &partition_before {
+        assert!(in_folder.contains(line), "path readers miss nothing");
+    }
+
+    // The next pass finishes: every partition's location is its folder again, nothing staged.
+    ok(compact(&[], None));
+    assert!(
+        aws.objects(&bucket, "lake/_weir/compaction/")
+            .await
+            .is_empty()
+    );
+    let partitions = lake_partitions(&aws, &bucket, "lake/", "retail").await;
+    assert_eq!(
+        catalog_partitions(&aws, &database, "retail").await,
+        partitions
+    );
+    assert_eq!(
+        lines_under(&aws, &bucket, "lake/retail/").await,
+        all_before,
+        "every record once"
+    );
+    assert_eq!(
+        aws.objects(&bucket, "lake/retail/").await.len(),
+        partitions.len()
     );
 }

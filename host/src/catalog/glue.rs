@@ -1,7 +1,7 @@
 //! The AWS Glue Data Catalog calls: make sure a table exists as the lake describes it, and
 //! create partitions (an existing one is a success).
 
-use crate::catalog::definition::{TableSpec, declared_fields};
+use crate::catalog::definition::{TableSpec, declared_fields, partition_values};
 use aws_sdk_glue::Client;
 use aws_sdk_glue::types::PartitionInput;
 
@@ -117,6 +117,60 @@ impl Glue {
         Err(CatalogError::Unavailable(format!(
             "table {name} was created and dropped while being checked"
         )))
+    }
+
+    /// Points the registered partition at `path` (relative to the table) to `location`, keeping
+    /// the rest of its definition. False when the partition is not registered.
+    pub async fn relocate_partition(
+        &self,
+        spec: &TableSpec,
+        path: &str,
+        location: &str,
+    ) -> Result<bool, CatalogError> {
+        let name = spec.glue_name();
+        let Some(values) = partition_values(&spec.table, path) else {
+            return Ok(false);
+        };
+        let found = self
+            .client
+            .get_partition()
+            .database_name(&self.database)
+            .table_name(&name)
+            .set_partition_values(Some(values.clone()))
+            .send()
+            .await;
+        let partition = match found {
+            Ok(output) => output.partition,
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_entity_not_found_exception()) =>
+            {
+                None
+            }
+            Err(e) => return Err(CatalogError::Unavailable(crate::aws::describe(&e))),
+        };
+        let Some(partition) = partition else {
+            return Ok(false);
+        };
+        let mut storage = partition
+            .storage_descriptor
+            .unwrap_or_else(|| aws_sdk_glue::types::StorageDescriptor::builder().build());
+        storage.location = Some(location.to_owned());
+        let input = PartitionInput::builder()
+            .set_values(Some(values.clone()))
+            .storage_descriptor(storage)
+            .set_parameters(partition.parameters)
+            .build();
+        self.client
+            .update_partition()
+            .database_name(&self.database)
+            .table_name(&name)
+            .set_partition_value_list(Some(values))
+            .partition_input(input)
+            .send()
+            .await
+            .map_err(|e| CatalogError::Unavailable(crate::aws::describe(&e)))?;
+        Ok(true)
     }
 
     /// Creates the partitions at `paths` (relative to the table); an existing partition counts

@@ -227,6 +227,29 @@ impl Catalog {
     }
 }
 
+impl Catalog {
+    /// Points the registered partition `path` of `table` at the lake folder `dir` (relative to
+    /// the lake), or back at its own folder when `dir` is None. False when the partition is
+    /// not registered (so no catalog reader sees it).
+    pub async fn relocate(
+        &self,
+        table: &Table,
+        format: Format,
+        path: &str,
+        dir: Option<&str>,
+    ) -> Result<bool, CatalogError> {
+        let spec = TableSpec::new(&self.shared.lake, table.clone(), format);
+        let location = match dir {
+            Some(dir) => format!("{}/{dir}/", self.shared.lake),
+            None => format!("{}{path}/", spec.location),
+        };
+        self.shared
+            .glue
+            .relocate_partition(&spec, path, &location)
+            .await
+    }
+}
+
 /// What the worker still has to do for one table.
 struct Work {
     spec: TableSpec,

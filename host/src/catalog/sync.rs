@@ -35,23 +35,11 @@ pub enum SyncError {
 
 /// Registers every table of `lake` and its partitions in `catalog`.
 pub async fn sync(catalog: &Catalog, lake: &Store) -> Result<SyncReport, SyncError> {
-    let mut report = SyncReport::default();
-    let mut tables = Vec::new();
-    for key in lake.list(&format!("{DESCRIPTORS}/")).await? {
-        if !key.ends_with(".json") {
-            continue;
-        }
-        let described = Descriptor::parse(&lake.get(&key).await?).and_then(|d| {
-            let format = Format::parse(&d.object_format)
-                .ok_or_else(|| format!("unknown object format {:?}", d.object_format))?;
-            let table = Table::new(&d.table, d.columns).map_err(|e| e.to_string())?;
-            Ok((table, format))
-        });
-        match described {
-            Ok(table) => tables.push(table),
-            Err(reason) => report.skipped.push(format!("{key}: {reason}")),
-        }
-    }
+    let (tables, skipped) = lake_tables(lake).await?;
+    let mut report = SyncReport {
+        skipped,
+        ..SyncReport::default()
+    };
     for (table, format) in tables {
         let prefix = format!("{}/", table.name);
         let mut paths: BTreeMap<String, String> = BTreeMap::new();
@@ -88,6 +76,28 @@ pub async fn sync(catalog: &Catalog, lake: &Store) -> Result<SyncReport, SyncErr
         }
     }
     Ok(report)
+}
+
+/// The tables `lake`'s descriptors describe, and the descriptors that could not be read, with
+/// why.
+pub async fn lake_tables(lake: &Store) -> Result<(Vec<(Table, Format)>, Vec<String>), StoreError> {
+    let (mut tables, mut skipped) = (Vec::new(), Vec::new());
+    for key in lake.list(&format!("{DESCRIPTORS}/")).await? {
+        if !key.ends_with(".json") {
+            continue;
+        }
+        let described = Descriptor::parse(&lake.get(&key).await?).and_then(|d| {
+            let format = Format::parse(&d.object_format)
+                .ok_or_else(|| format!("unknown object format {:?}", d.object_format))?;
+            let table = Table::new(&d.table, d.columns).map_err(|e| e.to_string())?;
+            Ok((table, format))
+        });
+        match described {
+            Ok(table) => tables.push(table),
+            Err(reason) => skipped.push(format!("{key}: {reason}")),
+        }
+    }
+    Ok((tables, skipped))
 }
 
 /// The metadata fields of one Parquet object (a table created by a sync declares them).

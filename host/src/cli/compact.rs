@@ -1,6 +1,7 @@
 //! `weir compact`: merge the per-batch objects of closed partitions.
 
-use crate::lake::compact::{CompactOptions, compact};
+use crate::lake::compact::catalogued::CatalogTables;
+use crate::lake::compact::{CompactOptions, compact_registered};
 use crate::storage::Store;
 use anyhow::Context;
 use std::process::ExitCode;
@@ -20,7 +21,9 @@ pub(super) struct CompactArgs {
     /// Gzip level of merged NDJSON objects (0-9).
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(0..=9))]
     gzip_level: u32,
-    /// Then register every table and partition of the lake in this catalog: glue://DATABASE.
+    /// Keep this catalog right (glue://DATABASE; --lake must be the lake root): registered
+    /// partitions are compacted so its readers never see a record twice, then every table
+    /// and partition of the lake is registered.
     #[arg(long)]
     catalog: Option<String>,
     /// Test hook: stop after this many source deletes, as if the process died there.
@@ -39,16 +42,23 @@ pub(super) async fn compact_command(args: CompactArgs) -> anyhow::Result<ExitCod
         stop_after_deletes: args.stop_after_deletes,
         deadline: None,
     };
-    let report = compact(&lake, &options, SystemTime::now())
+    let catalog = match &args.catalog {
+        Some(uri) => Some(crate::app::catalog(uri, &args.lake).await?),
+        None => None,
+    };
+    let tables = match &catalog {
+        Some(catalog) => Some(CatalogTables::load(catalog, &lake).await?),
+        None => None,
+    };
+    let report = compact_registered(&lake, tables.as_ref(), &options, SystemTime::now())
         .await
         .with_context(|| format!("compaction of {lake} stopped; run it again to finish"))?;
     println!(
         "{} closed partitions: {} objects merged into {} ({} records), {} interrupted merges finished; {} partitions still open",
         report.closed, report.removed, report.written, report.records, report.resumed, report.open
     );
-    if let Some(uri) = &args.catalog {
-        let catalog = crate::app::catalog(uri, &args.lake).await?;
-        let synced = crate::catalog::sync::sync(&catalog, &lake)
+    if let (Some(uri), Some(catalog)) = (&args.catalog, &catalog) {
+        let synced = crate::catalog::sync::sync(catalog, &lake)
             .await
             .with_context(|| format!("compacted, but cannot register the lake in {uri}"))?;
         println!(

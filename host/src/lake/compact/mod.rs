@@ -20,6 +20,7 @@
 //! (its `dt`/`hr` ended `older_than` ago); choose `older_than` longer than the stream's
 //! retention, so that no redelivered batch can rewrite a source after it was merged.
 
+pub mod catalogued;
 pub(crate) mod merge;
 mod plan;
 pub mod scheduled;
@@ -71,6 +72,8 @@ pub struct CompactReport {
     pub bytes: u64,
     /// Whether the run stopped at its deadline with closed partitions left to merge.
     pub unfinished: bool,
+    /// Registered partitions left for the next pass because the catalog could not be moved.
+    pub catalog_skipped: usize,
 }
 
 /// Why compaction stopped. Whatever it stopped at, every record is still in the lake, and a
@@ -108,18 +111,35 @@ pub enum CompactError {
     /// [`CompactOptions::stop_after_deletes`] was reached.
     #[error("stopped after {0} deletes, as asked")]
     Stopped(usize),
+    /// The catalog could not be pointed back at a partition's folder; the next pass does it.
+    #[error("catalog: {0}")]
+    Catalog(String),
 }
 
-/// A compaction in progress: the output and the sources it merges.
+/// A compaction in progress: the output and the sources it merges, and where the merged
+/// object is staged while a catalog points at it ([`catalogued`]).
 #[derive(Debug, Serialize, Deserialize)]
 struct Manifest {
     output: String,
     sources: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    staged: Option<String>,
 }
 
 /// Compacts every closed partition of `lake`.
 pub async fn compact(
     lake: &Store,
+    options: &CompactOptions,
+    now: SystemTime,
+) -> Result<CompactReport, CompactError> {
+    compact_registered(lake, None, options, now).await
+}
+
+/// Compacts every closed partition of `lake`; partitions of `catalog`'s tables through a
+/// staging folder, so that catalog readers never see a record twice.
+pub async fn compact_registered(
+    lake: &Store,
+    catalog: Option<&catalogued::CatalogTables<'_>>,
     options: &CompactOptions,
     now: SystemTime,
 ) -> Result<CompactReport, CompactError> {
@@ -129,6 +149,7 @@ pub async fn compact(
         .as_secs();
     let mut run = Run {
         lake,
+        catalog,
         options,
         report: CompactReport::default(),
         deletes: 0,
@@ -149,9 +170,17 @@ pub async fn compact(
 
 struct Run<'a> {
     lake: &'a Store,
+    catalog: Option<&'a catalogued::CatalogTables<'a>>,
     options: &'a CompactOptions,
     report: CompactReport,
     deletes: usize,
+}
+
+impl Manifest {
+    /// Where the merged object is written first: its staged key, else its output.
+    fn target(&self) -> &str {
+        self.staged.as_deref().unwrap_or(&self.output)
+    }
 }
 
 impl Run<'_> {
@@ -164,10 +193,21 @@ impl Run<'_> {
     async fn partition(&mut self, mut partition: Partition) -> Result<(), CompactError> {
         let mut present: BTreeSet<String> =
             partition.objects.iter().map(|(k, _)| k.clone()).collect();
-        for manifest in &partition.manifests {
-            self.resume(manifest, &mut present).await?;
+        // Manifests of plain compactions are finished the plain way, whatever this run is.
+        let mut staged = Vec::new();
+        for manifest in std::mem::take(&mut partition.manifests) {
+            let read = self.read_manifest(&manifest).await?;
+            if read.staged.is_some() {
+                staged.push(manifest);
+            } else {
+                self.resume(&manifest, read, &mut present).await?;
+            }
         }
         partition.objects.retain(|(key, _)| present.contains(key));
+        partition.manifests = staged;
+        if self.compact_registered(&partition).await? {
+            return Ok(());
+        }
         for format in Format::ALL {
             for sources in chunks(&partition.objects, format, self.options.target_size) {
                 if self.past_deadline() {
@@ -177,6 +217,7 @@ impl Run<'_> {
                 let manifest = Manifest {
                     output: output_key(&partition.path, &sources, format),
                     sources,
+                    staged: None,
                 };
                 let key = manifest_key(&partition.path, &manifest.sources);
                 let text = serde_json::to_vec(&manifest).expect("a manifest serializes");
@@ -196,15 +237,9 @@ impl Run<'_> {
     async fn resume(
         &mut self,
         key: &str,
+        manifest: Manifest,
         present: &mut BTreeSet<String>,
     ) -> Result<(), CompactError> {
-        let manifest: Manifest =
-            serde_json::from_slice(&self.lake.get(key).await?).map_err(|e| {
-                CompactError::Manifest {
-                    manifest: key.to_owned(),
-                    reason: e.to_string(),
-                }
-            })?;
         let remaining: Vec<String> = manifest
             .sources
             .iter()
@@ -241,7 +276,15 @@ impl Run<'_> {
         self.finish(key, &manifest, &remaining).await
     }
 
-    /// Writes the merge of the manifest's sources and checks it; returns its records.
+    async fn read_manifest(&self, key: &str) -> Result<Manifest, CompactError> {
+        serde_json::from_slice(&self.lake.get(key).await?).map_err(|e| CompactError::Manifest {
+            manifest: key.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Writes the merge of the manifest's sources (at its staged key, if it has one) and
+    /// checks it; returns its records.
     async fn merge(
         &mut self,
         manifest: &Manifest,
@@ -257,7 +300,7 @@ impl Run<'_> {
         self.report.bytes += body.len() as u64;
         self.lake
             .put_bytes(
-                &manifest.output,
+                manifest.target(),
                 body.into(),
                 format.content_type(),
                 format.content_encoding(),
@@ -276,12 +319,12 @@ impl Run<'_> {
         format: Format,
     ) -> Result<(), CompactError> {
         let mut stored = Records::new(format);
-        let body = self.lake.get(&manifest.output).await?;
+        let body = self.lake.get(manifest.target()).await?;
         let decoded = stored.append(body.into());
         if decoded.is_err() || stored != *expected {
-            self.lake.delete(&manifest.output).await?;
+            self.lake.delete(manifest.target()).await?;
             return Err(CompactError::Verify {
-                output: manifest.output.clone(),
+                output: manifest.target().to_owned(),
                 sources: manifest.sources.len(),
             });
         }
@@ -309,6 +352,13 @@ impl Run<'_> {
         manifest: &Manifest,
         sources: &[String],
     ) -> Result<(), CompactError> {
+        self.delete_sources(sources).await?;
+        tracing::info!(output = %manifest.output, sources = manifest.sources.len(), "merged");
+        Ok(self.lake.delete(manifest_key).await?)
+    }
+
+    /// Deletes merged sources (their records are in a checked merged object).
+    async fn delete_sources(&mut self, sources: &[String]) -> Result<(), CompactError> {
         for source in sources {
             self.lake.delete(source).await?;
             self.report.removed += 1;
@@ -317,7 +367,6 @@ impl Run<'_> {
                 return Err(CompactError::Stopped(self.deletes));
             }
         }
-        tracing::info!(output = %manifest.output, sources = manifest.sources.len(), "merged");
-        Ok(self.lake.delete(manifest_key).await?)
+        Ok(())
     }
 }

@@ -31,6 +31,11 @@ pub fn partitions(listing: Vec<(String, u64)>) -> Vec<Partition> {
         let Some((path, name)) = key.rsplit_once('/') else {
             continue;
         };
+        // Hidden folders (`_weir/`: the ledger, descriptors, compaction's staging) are not
+        // partitions.
+        if path.split('/').any(|level| level.starts_with('_')) {
+            continue;
+        }
         let is_manifest = name.starts_with(MANIFEST_PREFIX) && name.ends_with(".json");
         if !is_manifest && Format::of_key(name).is_none() {
             continue;

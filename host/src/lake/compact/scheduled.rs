@@ -6,7 +6,8 @@
 use crate::batch::metrics::emf_counts;
 use crate::catalog::Catalog;
 use crate::catalog::sync::{SyncReport, sync};
-use crate::lake::compact::{CompactError, CompactOptions, CompactReport, compact};
+use crate::lake::compact::catalogued::CatalogTables;
+use crate::lake::compact::{CompactError, CompactOptions, CompactReport, compact_registered};
 use crate::storage::Store;
 use serde::Serialize;
 use std::time::SystemTime;
@@ -26,6 +27,8 @@ pub struct ScheduledReport {
     pub records: usize,
     /// Whether the deadline came first: the next pass goes on.
     pub unfinished: bool,
+    /// Registered partitions left for the next pass because the catalog could not be moved.
+    pub catalog_skipped: usize,
     /// Partitions registered (or found) in the catalog.
     pub catalog_partitions: usize,
     /// Why the catalog could not be brought in line, if it could not (compaction still ran).
@@ -39,7 +42,11 @@ pub async fn run_scheduled(
     options: &CompactOptions,
     now: SystemTime,
 ) -> Result<ScheduledReport, CompactError> {
-    let compacted: CompactReport = compact(lake, options, now).await?;
+    let tables = match catalog {
+        Some(catalog) => Some(CatalogTables::load(catalog, lake).await?),
+        None => None,
+    };
+    let compacted: CompactReport = compact_registered(lake, tables.as_ref(), options, now).await?;
     let mut report = ScheduledReport {
         partitions: compacted.closed,
         objects_merged: compacted.removed,
@@ -47,6 +54,7 @@ pub async fn run_scheduled(
         bytes: compacted.bytes,
         records: compacted.records,
         unfinished: compacted.unfinished,
+        catalog_skipped: compacted.catalog_skipped,
         ..ScheduledReport::default()
     };
     if let Some(catalog) = catalog {
