@@ -162,7 +162,7 @@ def publish(weir: Path, registry: str, name: str, module: Path, wasm: bytes, act
     asked to or if nothing is active yet."""
     version = "sha-" + hashlib.sha256(wasm).hexdigest()[:12]
     if not weir.is_file():
-        sys.exit(f"{weir} not found; build it with cargo build --release -p weir-host --bins")
+        sys.exit(f"{weir} not found; build it with cargo build --release --locked --workspace --bins")
 
     def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
         done = subprocess.run(

@@ -474,6 +474,14 @@ async fn scheduled_compaction_merges_closed_partitions_and_keeps_the_catalog_rig
         ("WEIR_COMPACT_OLDER_THAN_SECONDS", "0"),
     ];
     let function = start_bootstrap(&api, &endpoint, &env);
+    // An invocation with less than the minute a pass keeps in hand merges nothing, and says so.
+    let short = api
+        .invoke(json!({ "weir": "compact" }), Duration::from_secs(30))
+        .await
+        .unwrap_or_else(|i| panic!("the short pass answers: {i:?}"));
+    assert_eq!(short["unfinished"], true, "{short}");
+    assert_eq!(short["objects_merged"], 0, "{short}");
+    assert_eq!(aws.objects(&bucket, "lake/retail/").await, before);
     let started = weir_tests::unix_now();
     // What the stack's schedule sends.
     let answer = api

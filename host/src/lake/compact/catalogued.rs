@@ -131,6 +131,10 @@ impl Run<'_> {
             registered.point_back().await?;
             self.drop_staging(&registered.staging, &staged).await?;
         }
+        if self.past_deadline() {
+            self.report.unfinished = true;
+            return Ok(true);
+        }
         let objects: Vec<(String, u64)> = partition
             .objects
             .iter()
