@@ -2,8 +2,7 @@
 //! partitions: Athena then computes partition locations from the query instead of reading the
 //! catalog's partitions. Pure: a table in, a `CREATE EXTERNAL TABLE` statement out.
 
-use crate::catalog::definition::TableSpec;
-use crate::lake::format::Format;
+use crate::catalog::definition::{HiveFormat, TableSpec};
 
 /// `CREATE EXTERNAL TABLE` for `spec` in `database`, with projection: `dt` as a date from
 /// `first_day` (`YYYY-MM-DD`) to now, `hr` as `00`-`23`, every other column `injected` (a
@@ -20,18 +19,7 @@ pub fn projection_ddl(spec: &TableSpec, database: &str, first_day: &str) -> Stri
         .iter()
         .map(|c| format!("`{c}` string"))
         .collect();
-    let (serde, input, output) = match spec.format {
-        Format::Json | Format::JsonZstd => (
-            "org.apache.hive.hcatalog.data.JsonSerDe",
-            "org.apache.hadoop.mapred.TextInputFormat",
-            "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
-        ),
-        Format::Parquet => (
-            "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
-            "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
-            "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
-        ),
-    };
+    let hive = HiveFormat::of(spec.format);
     let mut properties = vec![("projection.enabled".to_owned(), "true".to_owned())];
     for column in &spec.table.columns {
         let p = |key: &str| format!("projection.{column}.{key}");
@@ -76,6 +64,9 @@ pub fn projection_ddl(spec: &TableSpec, database: &str, first_day: &str) -> Stri
         table = spec.glue_name(),
         columns = columns.join(",\n"),
         keys = keys.join(", "),
+        serde = hive.serde,
+        input = hive.input,
+        output = hive.output,
         location = spec.location,
         properties = properties.join(",\n"),
     )
@@ -84,6 +75,7 @@ pub fn projection_ddl(spec: &TableSpec, database: &str, first_day: &str) -> Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lake::format::Format;
     use crate::lake::table::Table;
 
     #[test]

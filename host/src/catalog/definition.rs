@@ -75,18 +75,7 @@ impl TableSpec {
 
     /// The storage descriptor of the table, or of one partition at `location`.
     fn storage(&self, location: &str) -> StorageDescriptor {
-        let (input, output, serde) = match self.format {
-            Format::Json | Format::JsonZstd => (
-                "org.apache.hadoop.mapred.TextInputFormat",
-                "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
-                "org.apache.hive.hcatalog.data.JsonSerDe",
-            ),
-            Format::Parquet => (
-                "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
-                "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
-                "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
-            ),
-        };
+        let hive = HiveFormat::of(self.format);
         let columns = self
             .data_columns()
             .into_iter()
@@ -95,10 +84,14 @@ impl TableSpec {
         StorageDescriptor::builder()
             .set_columns(Some(columns))
             .location(location)
-            .input_format(input)
-            .output_format(output)
+            .input_format(hive.input)
+            .output_format(hive.output)
             .compressed(self.format != Format::Parquet)
-            .serde_info(SerDeInfo::builder().serialization_library(serde).build())
+            .serde_info(
+                SerDeInfo::builder()
+                    .serialization_library(hive.serde)
+                    .build(),
+            )
             .build()
     }
 
@@ -170,11 +163,7 @@ impl TableSpec {
             .and_then(|s| s.serde_info())
             .and_then(|s| s.serialization_library())
             .unwrap_or_default();
-        let wanted = self.storage(&self.location);
-        let wanted = wanted
-            .serde_info()
-            .and_then(|s| s.serialization_library())
-            .unwrap_or_default();
+        let wanted = HiveFormat::of(self.format).serde;
         if serde != wanted {
             return Some(format!(
                 "its SerDe is {serde:?}, the lake table's {} objects need {wanted:?}",
@@ -214,6 +203,36 @@ pub fn declared_fields(existing: &aws_sdk_glue::types::Table) -> BTreeSet<String
         .filter_map(|member| member.rsplit_once(':'))
         .map(|(name, _)| name.to_owned())
         .collect()
+}
+
+/// How Hive-layout readers read a format: input and output formats and SerDe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HiveFormat {
+    /// The input format class.
+    pub input: &'static str,
+    /// The output format class.
+    pub output: &'static str,
+    /// The SerDe class.
+    pub serde: &'static str,
+}
+
+impl HiveFormat {
+    /// NDJSON (either codec; readers pick it from the extension) as text with the Hive JSON
+    /// SerDe, which Athena recommends over OpenX's; Parquet with Hive's Parquet SerDe.
+    pub fn of(format: Format) -> Self {
+        match format {
+            Format::Json | Format::JsonZstd => Self {
+                input: "org.apache.hadoop.mapred.TextInputFormat",
+                output: "org.apache.hadoop.hive.ql.io.HiveIgnoreKeyTextOutputFormat",
+                serde: "org.apache.hive.hcatalog.data.JsonSerDe",
+            },
+            Format::Parquet => Self {
+                input: "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+                output: "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+                serde: "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
+            },
+        }
+    }
 }
 
 /// The catalog name of lake table `name`.

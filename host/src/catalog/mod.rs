@@ -264,18 +264,20 @@ struct Work {
 /// Stops when the catalog is dropped.
 async fn worker(shared: std::sync::Weak<Shared>, mut notes: mpsc::UnboundedReceiver<Note>) {
     let mut work: BTreeMap<String, Work> = BTreeMap::new();
+    // Tables whose definition this process made sure of: their new partitions need no GetTable.
+    let mut ensured: Ensured = BTreeMap::new();
     loop {
         let Some(catalog) = shared.upgrade() else {
             return;
         };
         catalog.working.store(true, Ordering::SeqCst);
         while let Ok(note) = notes.try_recv() {
-            take(&mut work, note);
+            take(&mut work, &ensured, note);
             catalog.queued.fetch_sub(1, Ordering::SeqCst);
         }
         let now = Instant::now();
         for item in work.values_mut().filter(|w| w.next_try <= now) {
-            register(&catalog, item).await;
+            register(&catalog, &mut ensured, item).await;
         }
         work.retain(|_, w| w.table_due || !w.paths.is_empty());
         if work.values().any(|w| w.next_try <= Instant::now()) {
@@ -299,22 +301,24 @@ async fn worker(shared: std::sync::Weak<Shared>, mut notes: mpsc::UnboundedRecei
             return;
         };
         catalog.working.store(true, Ordering::SeqCst);
-        take(&mut work, note);
+        take(&mut work, &ensured, note);
         catalog.queued.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
-fn take(work: &mut BTreeMap<String, Work>, note: Note) {
+/// The definitions made sure of, by table name.
+type Ensured = BTreeMap<String, TableSpec>;
+
+fn take(work: &mut BTreeMap<String, Work>, ensured: &Ensured, note: Note) {
     let now = Instant::now();
-    let item = work
-        .entry(note.spec.table.name.clone())
-        .or_insert_with(|| Work {
-            spec: note.spec.clone(),
-            paths: BTreeSet::new(),
-            table_due: true,
-            next_try: now,
-            backoff: FIRST_BACKOFF,
-        });
+    let name = note.spec.table.name.clone();
+    let item = work.entry(name.clone()).or_insert_with(|| Work {
+        spec: note.spec.clone(),
+        paths: BTreeSet::new(),
+        table_due: ensured.get(&name) != Some(&note.spec),
+        next_try: now,
+        backoff: FIRST_BACKOFF,
+    });
     if item.spec != note.spec {
         // Wider Parquet fields, or a table seen in another format: check the table again.
         item.spec = note.spec;
@@ -324,11 +328,12 @@ fn take(work: &mut BTreeMap<String, Work>, note: Note) {
 }
 
 /// One attempt at a table's due work.
-async fn register(catalog: &Shared, item: &mut Work) {
+async fn register(catalog: &Shared, ensured: &mut Ensured, item: &mut Work) {
     let table = item.spec.glue_name();
     let result = async {
         if item.table_due {
             catalog.glue.ensure_table(&item.spec).await?;
+            ensured.insert(item.spec.table.name.clone(), item.spec.clone());
             item.table_due = false;
         }
         let paths: Vec<String> = item.paths.iter().cloned().collect();
@@ -356,6 +361,9 @@ async fn register(catalog: &Shared, item: &mut Work) {
     match result {
         Ok(()) => item.backoff = FIRST_BACKOFF,
         Err(error) => {
+            // The table may have been dropped or changed meanwhile: check it on the retry.
+            ensured.remove(&item.spec.table.name);
+            item.table_due = true;
             catalog.errors.fetch_add(1, Ordering::Relaxed);
             let sample: Vec<&String> = item.paths.iter().take(3).collect();
             tracing::warn!(
