@@ -616,6 +616,14 @@ async fn catalog_readers_never_see_a_record_twice_while_a_partition_is_compacted
         assert!(in_folder.contains(line), "path readers miss nothing");
     }
 
+    // Only a pass through the catalog may finish it (the catalog points at the staging folder).
+    let plain = weir(
+        Some(&endpoint),
+        &["compact", "--lake", &lake, "--partition-older-than", "0s"],
+    );
+    let stderr = weir_tests::cli::refused(plain);
+    assert!(stderr.contains("run it again with --catalog"), "{stderr}");
+
     // The next pass finishes: every partition's location is its folder again, nothing staged.
     ok(compact(&[], None));
     assert!(

@@ -208,6 +208,15 @@ impl Run<'_> {
         if self.compact_registered(&partition).await? {
             return Ok(());
         }
+        if let Some(manifest) = partition.manifests.first() {
+            // Only a run through the same catalog can finish it: the catalog may point at the
+            // staging folder.
+            return Err(CompactError::Manifest {
+                manifest: manifest.clone(),
+                reason: "left by a compaction through a catalog; run it again with --catalog"
+                    .into(),
+            });
+        }
         for format in Format::ALL {
             for sources in chunks(&partition.objects, format, self.options.target_size) {
                 if self.past_deadline() {
