@@ -111,26 +111,14 @@ impl CompactConfig {
             _ => lookup(var),
         };
         let shared = Config::from_lookup(ingest_like)?;
-        let number =
-            |var: &'static str, default: u64, range: std::ops::RangeInclusive<u64>| match lookup(
+        let number = |var: &'static str, default: u64, range: std::ops::RangeInclusive<u64>| {
+            whole_number(
                 var,
+                lookup(var).filter(|v| !v.trim().is_empty()),
+                default,
+                range,
             )
-            .filter(|v| !v.trim().is_empty())
-            {
-                None => Ok(default),
-                Some(value) => match value.trim().parse::<u64>() {
-                    Ok(n) if range.contains(&n) => Ok(n),
-                    _ => Err(ConfigError::Invalid {
-                        var,
-                        value,
-                        reason: format!(
-                            "expected a whole number from {} to {}",
-                            range.start(),
-                            range.end()
-                        ),
-                    }),
-                },
-            };
+        };
         Ok(Self {
             lake: shared.lake,
             catalog: shared.catalog,
@@ -142,6 +130,30 @@ impl CompactConfig {
             target_size: number("WEIR_COMPACT_TARGET_MB", 128, 1..=5_000)? * 1_000_000,
             gzip_level: number("WEIR_COMPACT_GZIP_LEVEL", 6, 0..=9)? as u32,
         })
+    }
+}
+
+/// `value` (of `var`) as a whole number within `range`, or `default` when unset.
+fn whole_number(
+    var: &'static str,
+    value: Option<String>,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<u64, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(value) => match value.trim().parse::<u64>() {
+            Ok(n) if range.contains(&n) => Ok(n),
+            _ => Err(ConfigError::Invalid {
+                var,
+                value,
+                reason: format!(
+                    "expected a whole number from {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            }),
+        },
     }
 }
 
@@ -161,21 +173,7 @@ impl Config {
         let get = |var: &'static str| lookup(var).filter(|v| !v.trim().is_empty());
         let required = |var: &'static str, what| get(var).ok_or(ConfigError::Missing { var, what });
         let number = |var: &'static str, default: u64, range: std::ops::RangeInclusive<u64>| {
-            match get(var) {
-                None => Ok(default),
-                Some(value) => match value.trim().parse::<u64>() {
-                    Ok(n) if range.contains(&n) => Ok(n),
-                    _ => Err(ConfigError::Invalid {
-                        var,
-                        value,
-                        reason: format!(
-                            "expected a whole number from {} to {}",
-                            range.start(),
-                            range.end()
-                        ),
-                    }),
-                },
-            }
+            whole_number(var, get(var), default, range)
         };
         let location = |var: &'static str, what| {
             let value = required(var, what)?;

@@ -23,7 +23,7 @@
 //! afresh. A catalog that cannot be reached in step 2 leaves the partition as it was, for the
 //! next pass.
 
-use super::{CompactError, Manifest, Run, manifest_key, output_key};
+use super::{CompactError, Manifest, Run, output_key};
 use crate::catalog::Catalog;
 use crate::lake::format::Format;
 use crate::lake::table::Table;
@@ -91,6 +91,7 @@ impl Run<'_> {
     pub(super) async fn compact_registered(
         &mut self,
         partition: &super::Partition,
+        staged: Vec<(String, Manifest)>,
     ) -> Result<bool, CompactError> {
         let Some(tables) = self.catalog else {
             return Ok(false);
@@ -106,17 +107,6 @@ impl Run<'_> {
             staging: format!("{STAGING}/{}", partition.path),
         };
         let present: BTreeSet<String> = partition.objects.iter().map(|(k, _)| k.clone()).collect();
-        let mut staged = Vec::new();
-        for key in &partition.manifests {
-            let manifest: Manifest =
-                serde_json::from_slice(&self.lake.get(key).await?).map_err(|e| {
-                    CompactError::Manifest {
-                        manifest: key.clone(),
-                        reason: e.to_string(),
-                    }
-                })?;
-            staged.push((key.clone(), manifest));
-        }
         if !staged.is_empty() {
             let copying = staged.iter().any(|(_, m)| {
                 present.contains(&m.output) || m.sources.iter().any(|s| !present.contains(s))
@@ -151,14 +141,9 @@ impl Run<'_> {
                     output,
                     sources,
                 };
-                let key = manifest_key(&partition.path, &manifest.sources);
-                let text = serde_json::to_vec(&manifest).expect("a manifest serializes");
-                self.lake
-                    .put_bytes(&key, text.into(), "application/json", None)
+                let key = self
+                    .start_merge(&partition.path, &manifest, chunk_format)
                     .await?;
-                let records = self.merge(&manifest, chunk_format).await?;
-                self.report.written += 1;
-                self.report.records += records.count();
                 manifests.push((key, manifest));
             }
         }

@@ -198,21 +198,21 @@ impl Run<'_> {
         for manifest in std::mem::take(&mut partition.manifests) {
             let read = self.read_manifest(&manifest).await?;
             if read.staged.is_some() {
-                staged.push(manifest);
+                staged.push((manifest, read));
             } else {
                 self.resume(&manifest, read, &mut present).await?;
             }
         }
         partition.objects.retain(|(key, _)| present.contains(key));
-        partition.manifests = staged;
-        if self.compact_registered(&partition).await? {
+        let first_staged = staged.first().map(|(key, _)| key.clone());
+        if self.compact_registered(&partition, staged).await? {
             return Ok(());
         }
-        if let Some(manifest) = partition.manifests.first() {
+        if let Some(manifest) = first_staged {
             // Only a run through the same catalog can finish it: the catalog may point at the
             // staging folder.
             return Err(CompactError::Manifest {
-                manifest: manifest.clone(),
+                manifest,
                 reason: "left by a compaction through a catalog; run it again with --catalog"
                     .into(),
             });
@@ -228,14 +228,7 @@ impl Run<'_> {
                     sources,
                     staged: None,
                 };
-                let key = manifest_key(&partition.path, &manifest.sources);
-                let text = serde_json::to_vec(&manifest).expect("a manifest serializes");
-                self.lake
-                    .put_bytes(&key, text.into(), "application/json", None)
-                    .await?;
-                let expected = self.merge(&manifest, format).await?;
-                self.report.written += 1;
-                self.report.records += expected.count();
+                let key = self.start_merge(&partition.path, &manifest, format).await?;
                 self.finish(&key, &manifest, &manifest.sources).await?;
             }
         }
@@ -283,6 +276,25 @@ impl Run<'_> {
         }
         self.report.resumed += 1;
         self.finish(key, &manifest, &remaining).await
+    }
+
+    /// Writes `manifest` (first, so an interrupted run can finish), then the checked merge of
+    /// its sources; returns the manifest's key.
+    async fn start_merge(
+        &mut self,
+        partition: &str,
+        manifest: &Manifest,
+        format: Format,
+    ) -> Result<String, CompactError> {
+        let key = manifest_key(partition, &manifest.sources);
+        let text = serde_json::to_vec(manifest).expect("a manifest serializes");
+        self.lake
+            .put_bytes(&key, text.into(), "application/json", None)
+            .await?;
+        let records = self.merge(manifest, format).await?;
+        self.report.written += 1;
+        self.report.records += records.count();
+        Ok(key)
     }
 
     async fn read_manifest(&self, key: &str) -> Result<Manifest, CompactError> {
