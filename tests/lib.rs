@@ -7,6 +7,7 @@
 pub mod aws;
 pub mod campaign;
 pub mod cli;
+pub mod components;
 pub mod fault_proxy;
 pub mod hostile;
 mod http_server;

@@ -14,7 +14,8 @@
 //! ```text
 //! source/     where records come from: records and positions, Kinesis decoding and KPL
 //!             aggregates, files, stdin, the Kinesis shard poller and its checkpoints
-//! transform/  the sandbox: loading and checking modules, per-batch sessions, limits, imports
+//! transform/  the sandbox: loading and checking modules and components, per-batch sessions,
+//!             limits, imports
 //! batch/      how a batch flows: transform + group (sort), encode, store, report (pipeline),
 //!             the handler every deployment mode shares, metrics
 //! lake/       what lands in the lake: partition paths, object keys, encodings, Parquet,
@@ -23,6 +24,7 @@
 //! catalog/    registering tables and partitions in the AWS Glue Data Catalog
 //! registry/   published versions, the active pointer and following it, contract cases,
 //!             shadow runs (diff) and replays
+//! author/     the author loop: scaffolding and building transform projects (Rust, Python)
 //! cli/        the `weir` commands; app.rs and config.rs wire the Lambda
 //! ```
 //!
@@ -35,6 +37,7 @@
 //! [`lake::compact`] merges the small per-batch objects of closed partitions afterwards.
 
 pub mod app;
+pub mod author;
 pub mod aws;
 pub mod batch;
 pub mod catalog;

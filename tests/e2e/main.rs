@@ -1,10 +1,12 @@
 //! End-to-end tests: the `weir` binary and the host library on real files, the real retail
 //! transform built for wasm32-wasip1, and hand-written hostile guest modules.
 
+mod authoring;
 mod campaign;
 mod catalog;
 mod check_command;
 mod compact;
+mod components;
 mod esm;
 mod exactly_once;
 mod faults;

@@ -70,29 +70,35 @@ pub fn transform_batch(
     };
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut path = String::new();
+    // Records the transform may see, by batch index; the others fail here.
+    let mut eligible = Vec::with_capacity(batch.records.len());
     for (i, record) in batch.records.iter().enumerate() {
-        if let Err(failure) = check_record(record, config.max_record_bytes) {
-            sorted.failures.push((i, failure));
-            continue;
+        match check_record(record, config.max_record_bytes) {
+            Ok(()) => eligible.push(i),
+            Err(failure) => sorted.failures.push((i, failure)),
         }
-        let output = match transform.apply(record) {
+    }
+    let records: Vec<&Record> = eligible.iter().map(|&i| &batch.records[i]).collect();
+    transform.apply_each(&records, &mut |at, result| {
+        let i = eligible[at];
+        let output = match result {
             Ok(output) => output,
             Err(failure) => {
                 sorted.failures.push((i, failure));
-                continue;
+                return;
             }
         };
         if let Some((code, message)) = output.rejection() {
             let failure = Failure::new(ErrorType::Rejected, lossy(code), lossy(message));
             sorted.failures.push((i, failure));
-            continue;
+            return;
         }
         if let Err(e) = build_path(output.segments(), &config.partition, &mut path) {
             sorted.failures.push((
                 i,
                 Failure::new(ErrorType::InvalidPartition, e.code(), e.to_string()),
             ));
-            continue;
+            return;
         }
         if let Some(table) = &table
             && !output
@@ -103,7 +109,7 @@ pub fn transform_batch(
             sorted
                 .failures
                 .push((i, undeclared(&table.columns, output.segments())));
-            continue;
+            return;
         }
         let body = output.body().map(|body| {
             let start = sorted.bodies.len();
@@ -124,7 +130,9 @@ pub fn transform_batch(
         sorted.groups[group]
             .members
             .push(Member { record: i, body });
-    }
+    });
+    // Failures found before and by the transform, in batch order.
+    sorted.failures.sort_by_key(|(record, _)| *record);
     sorted
 }
 

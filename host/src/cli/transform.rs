@@ -1,11 +1,14 @@
-//! `weir transform`: publish, list, activate, roll back and show versions in a registry.
+//! `weir transform`: the author loop (new, build, test) and the registry (publish, list,
+//! activate, roll back and show versions).
 
+use crate::author::{self, Lang};
 use crate::registry::Registry;
-use crate::transform::TransformLimits;
+use crate::transform::{TransformLimits, WasmTransform};
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
 
 #[derive(Debug, clap::Args)]
 pub(super) struct TransformArgs {
@@ -26,6 +29,37 @@ struct Target {
 
 #[derive(Debug, Subcommand)]
 enum TransformCommand {
+    /// Start a transform project that builds on its own, outside Weir's repository: the
+    /// transform, its unit tests and contract cases.
+    New {
+        /// The transform's name.
+        name: String,
+        /// Its language.
+        #[arg(long, value_enum)]
+        lang: Lang,
+        /// The project's directory (its name names the built module); default ./NAME.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Rust: the weir-guest-sdk to depend on, by path (default: the one this weir was
+        /// built with).
+        #[arg(long)]
+        sdk: Option<PathBuf>,
+    },
+    /// Build the project in DIR into DIR/build/<DIR's name>.wasm, installing what it needs
+    /// (the wasm32-wasip1 target; componentize-py into DIR/.weir/venv).
+    Build {
+        /// The project's directory.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Run contract cases against a built module, as publishing does.
+    Test {
+        /// The module (.wasm).
+        module: PathBuf,
+        /// The cases: sample events and their expected.json.
+        #[arg(long)]
+        cases: PathBuf,
+    },
     /// Check a module (ABI, imports, size, contract cases), then publish it as NAME@VERSION.
     Publish {
         #[command(flatten)]
@@ -81,6 +115,53 @@ enum TransformCommand {
 
 pub(super) async fn transform(args: TransformArgs) -> anyhow::Result<ExitCode> {
     match args.command {
+        TransformCommand::New {
+            name,
+            lang,
+            dir,
+            sdk,
+        } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            author::new_project(&name, lang, &dir, &author::NewOptions { sdk })?;
+            println!(
+                "created {} ({lang:?}); next: cd {} && weir transform build",
+                dir.display(),
+                dir.display()
+            );
+        }
+        TransformCommand::Build { dir } => {
+            let started = Instant::now();
+            let module = author::build(&dir)?;
+            let bytes = std::fs::read(&module)?;
+            let name = module.file_stem().unwrap_or_default().to_string_lossy();
+            let loaded = WasmTransform::from_bytes(&name, &bytes, TransformLimits::default())
+                .with_context(|| {
+                    format!("{} built, but is not a usable transform", module.display())
+                })?;
+            let columns = loaded
+                .table()
+                .map_or("none declared".to_owned(), |t| t.columns.join(", "));
+            println!(
+                "built {} ({:.1} MB, partition columns: {columns}) in {:.1} s",
+                module.display(),
+                bytes.len() as f64 / 1e6,
+                started.elapsed().as_secs_f64()
+            );
+        }
+        TransformCommand::Test { module, cases } => {
+            let loaded = load_module(&module)?;
+            let mismatches = crate::registry::contract::run_cases(&loaded, &cases)?;
+            if !mismatches.is_empty() {
+                eprintln!(
+                    "{} of the contract cases in {} fail:\n  {}",
+                    mismatches.len(),
+                    cases.display(),
+                    mismatches.join("\n  ")
+                );
+                return Ok(ExitCode::FAILURE);
+            }
+            println!("every contract case in {} passes", cases.display());
+        }
         TransformCommand::Publish {
             target,
             version,
@@ -195,4 +276,12 @@ pub(super) async fn transform(args: TransformArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A module file, checked as publishing checks it.
+fn load_module(path: &Path) -> anyhow::Result<WasmTransform> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let name = path.file_stem().unwrap_or_default().to_string_lossy();
+    WasmTransform::from_bytes(&name, &bytes, TransformLimits::default())
+        .with_context(|| format!("{} is not a usable transform", path.display()))
 }

@@ -15,7 +15,48 @@ use super::error::LoadError;
 use super::id::hex;
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
-use wasmtime::{Engine, Module};
+use wasmtime::component::Component;
+use wasmtime::{Engine, Module, Precompiled};
+
+/// Compiled code: a core module or a component.
+pub(crate) enum Compiled {
+    Module(Module),
+    Component(Component),
+}
+
+impl Compiled {
+    fn new(bytes: &[u8]) -> wasmtime::Result<Self> {
+        Ok(if super::load::is_component(bytes) {
+            Self::Component(Component::new(engine(), bytes)?)
+        } else {
+            Self::Module(Module::new(engine(), bytes)?)
+        })
+    }
+
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
+        match self {
+            Self::Module(module) => module.serialize(),
+            Self::Component(component) => component.serialize(),
+        }
+    }
+}
+
+/// Code this host's engine compiled (a precompiled artifact or a compile-cache entry).
+///
+/// # Safety
+/// `bytes` must come from `precompile_module`, `precompile_component` or `serialize` of an
+/// engine compatible with this host's, as wasmtime's `deserialize` requires.
+pub(crate) unsafe fn deserialize(bytes: &[u8]) -> wasmtime::Result<Compiled> {
+    // SAFETY: forwarded to the caller.
+    unsafe {
+        match Engine::detect_precompiled(bytes) {
+            Some(Precompiled::Component) => {
+                Component::deserialize(engine(), bytes).map(Compiled::Component)
+            }
+            _ => Module::deserialize(engine(), bytes).map(Compiled::Module),
+        }
+    }
+}
 
 /// A module compiled ahead of time for one target.
 #[derive(Debug, Clone)]
@@ -46,7 +87,12 @@ pub fn publish_targets() -> Vec<String> {
 pub fn precompile(module: &[u8], target: &str) -> Result<Artifact, LoadError> {
     let compile_error = |e: wasmtime::Error| LoadError::NotWasm(format!("{e:#}"));
     let engine = engine_for(target).map_err(compile_error)?;
-    let bytes = engine.precompile_module(module).map_err(compile_error)?;
+    let bytes = if super::load::is_component(module) {
+        engine.precompile_component(module)
+    } else {
+        engine.precompile_module(module)
+    }
+    .map_err(compile_error)?;
     Ok(Artifact {
         key: key_for(&engine, target),
         bytes,
@@ -70,15 +116,16 @@ fn key_for(engine: &Engine, target: &str) -> String {
     format!("{arch}-{}", &hex(&digest.0.finalize())[..16])
 }
 
-/// The module with sha256 `sha256`, from the compile cache or compiled (and cached).
-pub(super) fn compile_cached(module: &[u8], sha256: &str) -> wasmtime::Result<Module> {
+/// The module or component with sha256 `sha256`, from the compile cache or compiled (and
+/// cached).
+pub(super) fn compile_cached(module: &[u8], sha256: &str) -> wasmtime::Result<Compiled> {
     let Some(path) = cache_path(sha256) else {
-        return Module::new(engine(), module);
+        return Compiled::new(module);
     };
     if let Some(cached) = read_cached(&path) {
         return Ok(cached);
     }
-    let compiled = Module::new(engine(), module)?;
+    let compiled = Compiled::new(module)?;
     if let Err(error) = write_cached(&path, &compiled) {
         tracing::debug!(path = %path.display(), %error, "could not cache the compiled transform");
     }
@@ -95,7 +142,7 @@ fn cache_path(sha256: &str) -> Option<PathBuf> {
 }
 
 /// A cached module, if there is one whose bytes still match their digest.
-fn read_cached(path: &std::path::Path) -> Option<Module> {
+fn read_cached(path: &std::path::Path) -> Option<Compiled> {
     let file = std::fs::read(path).ok()?;
     let (bytes, digest) = file.split_at_checked(file.len().checked_sub(32)?)?;
     if Sha256::digest(bytes).as_slice() != digest {
@@ -105,11 +152,11 @@ fn read_cached(path: &std::path::Path) -> Option<Module> {
     // SAFETY: wasmtime requires bytes from `Module::serialize` of a compatible engine. The
     // file's name carries this engine's key, and its digest proves it is the file this host
     // wrote, whole; wasmtime still checks the compatibility header.
-    unsafe { Module::deserialize(engine(), bytes) }.ok()
+    unsafe { deserialize(bytes) }.ok()
 }
 
 /// Writes atomically (a temporary file, then a rename), so readers see whole files only.
-fn write_cached(path: &std::path::Path, module: &Module) -> std::io::Result<()> {
+fn write_cached(path: &std::path::Path, module: &Compiled) -> std::io::Result<()> {
     let mut bytes = module.serialize().map_err(std::io::Error::other)?;
     let digest = Sha256::digest(&bytes);
     bytes.extend_from_slice(&digest);
@@ -159,7 +206,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("weir-cache-test-{}", std::process::id()));
         let path = dir.join("entry.cwasm");
         let wasm = wat::parse_str("(module (func (export \"f\")))").unwrap();
-        let module = Module::new(engine(), wasm).unwrap();
+        let module = Compiled::new(&wasm).unwrap();
         write_cached(&path, &module).unwrap();
         assert!(read_cached(&path).is_some());
         let mut bytes = std::fs::read(&path).unwrap();

@@ -58,6 +58,17 @@ pub enum LoadError {
         /// The import's name.
         name: String,
     },
+    /// The component imports something other than the `weir:transform` world's `log`.
+    #[error(
+        "the component imports `{name}`, which transforms may not use (only the weir:transform world's `log`: no WASI, files, network, environment or clock; componentize-py needs --stub-wasi, which `weir transform build` passes)"
+    )]
+    ForbiddenComponentImport {
+        /// The import's name.
+        name: String,
+    },
+    /// A component that does not export the `weir:transform` world.
+    #[error("not a weir:transform@1.0.0 component (see guest-sdk/wit/transform.wit): {0}")]
+    WrongWorld(String),
     /// The declared partition columns are not usable.
     #[error("the module's partition columns are unusable")]
     Columns(#[source] crate::lake::table::TableError),

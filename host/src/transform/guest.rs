@@ -48,7 +48,7 @@ pub(crate) struct GuestState {
 }
 
 /// Log lines a guest may write per record; the rest are dropped.
-const LOG_LINES_PER_RECORD: u32 = 16;
+pub(crate) const LOG_LINES_PER_RECORD: u32 = 16;
 /// Longest log line kept, in bytes.
 pub(crate) const LOG_LINE_BYTES: usize = 1024;
 const RANDOM_SEED: u64 = 0x5745_4952_5345_4544;

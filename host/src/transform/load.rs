@@ -1,12 +1,15 @@
-//! Loading a transform module: read, verify, compile, check the ABI, link once.
+//! Loading a transform: read, verify, compile, check the contract, link once. A core module
+//! speaks ABI v1 (`guest-sdk/ABI.md`); a component, the `weir:transform` world
+//! (`guest-sdk/COMPONENTS.md`). Both load, run and fail the same way behind [`WasmTransform`].
 
 use super::ABI_VERSION;
+use super::artifact::Compiled;
 use super::engine::engine;
 use super::error::LoadError;
 use super::guest::GuestState;
 use super::id::hex;
 use super::limits::TransformLimits;
-use super::{TransformId, artifact, columns, imports, wasi};
+use super::{TransformId, artifact, columns, component, imports, wasi};
 use crate::lake::table::{Table, check_columns, table_name_from};
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -15,15 +18,30 @@ use wasmtime::{ExternType, FuncType, InstancePre, Linker, Module, ValType};
 /// A compiled, checked transform, ready to instantiate cheaply once per batch.
 pub struct WasmTransform {
     pub(crate) id: TransformId,
-    pub(crate) pre: InstancePre<GuestState>,
+    pub(crate) code: Code,
     pub(crate) limits: TransformLimits,
     pub(crate) table: Option<Table>,
+}
+
+/// What a transform runs: a core module or a component.
+pub(crate) enum Code {
+    /// A core module of ABI v1.
+    Module(InstancePre<GuestState>),
+    /// A component of the `weir:transform` world.
+    Component(component::Pre),
+}
+
+/// Whether the bytes are a component rather than a core module (the binary's layer and
+/// version after the magic number).
+pub(crate) fn is_component(bytes: &[u8]) -> bool {
+    bytes.get(4..8) == Some(&[0x0d, 0x00, 0x01, 0x00])
 }
 
 impl std::fmt::Debug for WasmTransform {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WasmTransform")
             .field("id", &self.id)
+            .field("component", &matches!(self.code, Code::Component(_)))
             .field("limits", &self.limits)
             .field("table", &self.table)
             .finish_non_exhaustive()
@@ -61,7 +79,21 @@ impl WasmTransform {
         if !bytes.starts_with(b"\0asm") {
             return Err(LoadError::NotWasm("missing the `\\0asm` header".into()));
         }
-        let table = match columns::declared_columns(bytes).map_err(LoadError::NotWasm)? {
+        let sha256 = hex(&Sha256::digest(bytes));
+        let compiled = artifact::compile_cached(bytes, &sha256)
+            .map_err(|e| LoadError::NotWasm(format!("{e:#}")))?;
+        let declared = if is_component(bytes) {
+            None
+        } else {
+            columns::declared_columns(bytes).map_err(LoadError::NotWasm)?
+        };
+        let transform = Self::from_compiled(name, sha256, compiled, limits)?;
+        // A component declares its columns through its `columns` export.
+        let declared = match (&transform.code, declared) {
+            (Code::Component(pre), _) => pre.columns(&limits).map_err(LoadError::Instantiate)?,
+            (Code::Module(_), declared) => declared,
+        };
+        let table = match declared {
             Some(declared) => {
                 check_columns(&declared, &Default::default()).map_err(LoadError::Columns)?;
                 Some(Table {
@@ -71,10 +103,7 @@ impl WasmTransform {
             }
             None => None,
         };
-        let sha256 = hex(&Sha256::digest(bytes));
-        let module = artifact::compile_cached(bytes, &sha256)
-            .map_err(|e| LoadError::NotWasm(format!("{e:#}")))?;
-        Ok(Self::from_module(name, sha256, module, limits)?.with_table(table))
+        Ok(transform.with_table(table))
     }
 
     /// Loads a module precompiled by [`precompile`](super::precompile) for this host's target, skipping
@@ -89,35 +118,32 @@ impl WasmTransform {
         artifact: &[u8],
         limits: TransformLimits,
     ) -> Result<Self, LoadError> {
-        // SAFETY: wasmtime requires the bytes to come from `Engine::precompile_module` of a
-        // compatible engine; the registry verified them against the sha256 it recorded when it
-        // produced them, and wasmtime itself checks the engine compatibility header.
-        let module = unsafe { Module::deserialize(engine(), artifact) }
+        // SAFETY: wasmtime requires the bytes to come from `Engine::precompile_module` (or
+        // `_component`) of a compatible engine; the registry verified them against the sha256
+        // it recorded when it produced them, and wasmtime itself checks the engine
+        // compatibility header.
+        let compiled = unsafe { artifact::deserialize(artifact) }
             .map_err(|e| LoadError::NotWasm(format!("{e:#}")))?;
-        Self::from_module(name, sha256.to_owned(), module, limits)
+        Self::from_compiled(name, sha256.to_owned(), compiled, limits)
     }
 
-    fn from_module(
+    fn from_compiled(
         name: &str,
         sha256: String,
-        module: Module,
+        compiled: Compiled,
         limits: TransformLimits,
     ) -> Result<Self, LoadError> {
-        check_abi(&module)?;
-        check_imports(&module)?;
-        let mut linker = Linker::new(engine());
-        imports::add_to_linker(&mut linker).expect("weir_v1 imports have distinct names");
-        wasi::add_to_linker(&mut linker).expect("WASI imports have distinct names");
-        let pre = linker
-            .instantiate_pre(&module)
-            .map_err(|e| LoadError::Instantiate(format!("{e:#}")))?;
+        let code = match compiled {
+            Compiled::Module(module) => Code::Module(link_module(&module)?),
+            Compiled::Component(component) => Code::Component(component::link(&component)?),
+        };
         let transform = Self {
             id: TransformId {
                 name: name.to_owned(),
                 sha256,
                 version: None,
             },
-            pre,
+            code,
             limits,
             table: None,
         };
@@ -151,6 +177,17 @@ impl WasmTransform {
     pub fn id(&self) -> &TransformId {
         &self.id
     }
+}
+
+fn link_module(module: &Module) -> Result<InstancePre<GuestState>, LoadError> {
+    check_abi(module)?;
+    check_imports(module)?;
+    let mut linker = Linker::new(engine());
+    imports::add_to_linker(&mut linker).expect("weir_v1 imports have distinct names");
+    wasi::add_to_linker(&mut linker).expect("WASI imports have distinct names");
+    linker
+        .instantiate_pre(module)
+        .map_err(|e| LoadError::Instantiate(format!("{e:#}")))
 }
 
 fn check_abi(module: &Module) -> Result<(), LoadError> {

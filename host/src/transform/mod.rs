@@ -1,11 +1,14 @@
 //! Transforms: the per-record decision (is this event valid, which partition is it in?), run in
-//! a wasmtime sandbox. Loading checks a module once ([`WasmTransform`]); each batch gets a
-//! [`WasmSession`] with its own instance, reused across records and replaced after a trap.
+//! a wasmtime sandbox. A transform is a core module (ABI v1, `guest-sdk/ABI.md`) or a component
+//! of the `weir:transform` world (`guest-sdk/COMPONENTS.md`, for Python and JavaScript).
+//! Loading checks it once ([`WasmTransform`]); each batch gets a [`WasmSession`] with its own
+//! instance, reused across records and replaced after a trap.
 //! Guest code has no filesystem, network, environment or real clock, a per-record fuel budget
 //! and deadline, a memory cap and an output cap; see `guest-sdk/ABI.md` for the contract.
 
 mod artifact;
 mod columns;
+mod component;
 mod engine;
 mod error;
 mod guest;
@@ -39,6 +42,18 @@ use crate::source::record::Record;
 pub trait RecordTransform {
     /// Runs the record; the answer stays borrowed until the next call.
     fn apply(&mut self, record: &Record) -> Result<&Output, Failure>;
+
+    /// Runs records in order, answering each through `each(index, result)`: what batches use,
+    /// so a component's guest can loop over them itself.
+    fn apply_each(
+        &mut self,
+        records: &[&Record],
+        each: &mut dyn FnMut(usize, Result<&Output, Failure>),
+    ) {
+        for (i, record) in records.iter().enumerate() {
+            each(i, self.apply(record));
+        }
+    }
 
     /// The table its records go to: its segments must name the table's columns. None writes
     /// at the lake root without a check (a module that declares no columns).

@@ -2,17 +2,30 @@
 //! trap so one bad record cannot poison the next.
 
 use super::RecordTransform;
+use super::component;
 use super::engine::deadline_ticks;
 use super::guest::{GuestState, HostTrap};
-use super::load::WasmTransform;
+use super::load::{Code, WasmTransform};
 use super::output::Output;
 use crate::source::failure::{ErrorType, Failure};
 use crate::source::record::Record;
-use wasmtime::{Memory, Store, Trap, TypedFunc};
+use wasmtime::{InstancePre, Memory, Store, Trap, TypedFunc};
 
 /// Runs one batch's records through a [`WasmTransform`].
 pub struct WasmSession<'t> {
     transform: &'t WasmTransform,
+    kind: Kind<'t>,
+}
+
+enum Kind<'t> {
+    Module(ModuleSession<'t>),
+    Component(component::Session<'t>),
+}
+
+/// A core module's session: records one call at a time.
+struct ModuleSession<'t> {
+    pre: &'t InstancePre<GuestState>,
+    limits: super::TransformLimits,
     live: Option<Instance>,
 }
 
@@ -24,15 +37,23 @@ struct Instance {
 }
 
 /// How the guest says it accepted or rejected the record.
-const ACCEPT: i32 = 0;
-const REJECT: i32 = 1;
+pub(super) const ACCEPT: i32 = 0;
+pub(super) const REJECT: i32 = 1;
 
 impl WasmTransform {
     /// A session for one batch; the instance is created on its first record.
     pub fn session(&self) -> WasmSession<'_> {
+        let kind = match &self.code {
+            Code::Module(pre) => Kind::Module(ModuleSession {
+                pre,
+                limits: self.limits,
+                live: None,
+            }),
+            Code::Component(pre) => Kind::Component(component::Session::new(pre, self.limits)),
+        };
         WasmSession {
             transform: self,
-            live: None,
+            kind,
         }
     }
 }
@@ -40,6 +61,15 @@ impl WasmTransform {
 impl WasmSession<'_> {
     /// Creates the instance now (load-time checks use this to prove the module initialises).
     pub(crate) fn instantiate(&mut self) -> Result<(), Failure> {
+        match &mut self.kind {
+            Kind::Module(session) => session.instantiate(),
+            Kind::Component(session) => session.instantiate(),
+        }
+    }
+}
+
+impl ModuleSession<'_> {
+    fn instantiate(&mut self) -> Result<(), Failure> {
         if self.live.is_none() {
             self.live = Some(self.new_instance()?);
         }
@@ -47,13 +77,13 @@ impl WasmSession<'_> {
     }
 
     fn new_instance(&self) -> Result<Instance, Failure> {
-        let limits = &self.transform.limits;
+        let limits = &self.limits;
         let state = GuestState::new(
             limits.max_output_bytes,
             limits.max_segments,
             limits.memory_bytes,
         );
-        let mut store = Store::new(self.transform.pre.module().engine(), state);
+        let mut store = Store::new(self.pre.module().engine(), state);
         store.limiter(|state| state);
         store.epoch_deadline_trap();
         let fail = |store: &Store<GuestState>, e: wasmtime::Error| classify(e, store.data());
@@ -61,7 +91,7 @@ impl WasmSession<'_> {
             .set_fuel(limits.fuel_per_record)
             .expect("fuel is enabled on the engine");
         store.set_epoch_deadline(deadline_ticks(limits.deadline));
-        let instance = match self.transform.pre.instantiate(&mut store) {
+        let instance = match self.pre.instantiate(&mut store) {
             Ok(instance) => instance,
             Err(e) => return Err(fail(&store, e)),
         };
@@ -95,7 +125,7 @@ impl WasmSession<'_> {
     /// is left in the store's output. An error means the guest did not return normally.
     fn run(&mut self, record: &Record) -> Result<i32, Failure> {
         self.instantiate()?;
-        let limits = self.transform.limits;
+        let limits = self.limits;
         let live = self.live.as_mut().expect("instantiated above");
         live.store
             .data_mut()
@@ -153,6 +183,30 @@ impl RecordTransform for WasmSession<'_> {
     }
 
     fn apply(&mut self, record: &Record) -> Result<&Output, Failure> {
+        match &mut self.kind {
+            Kind::Module(session) => session.apply(record),
+            Kind::Component(session) => session.apply(record),
+        }
+    }
+
+    fn apply_each(
+        &mut self,
+        records: &[&Record],
+        each: &mut dyn FnMut(usize, Result<&Output, Failure>),
+    ) {
+        match &mut self.kind {
+            Kind::Module(session) => {
+                for (i, record) in records.iter().enumerate() {
+                    each(i, session.apply(record));
+                }
+            }
+            Kind::Component(session) => session.apply_each(records, each),
+        }
+    }
+}
+
+impl ModuleSession<'_> {
+    fn apply(&mut self, record: &Record) -> Result<&Output, Failure> {
         match self.run(record) {
             Ok(status) => {
                 let live = self
@@ -172,7 +226,7 @@ impl RecordTransform for WasmSession<'_> {
 }
 
 /// The status must agree with what the guest reported through the imports.
-fn check_answer(status: i32, output: &Output) -> Result<(), Failure> {
+pub(super) fn check_answer(status: i32, output: &Output) -> Result<(), Failure> {
     match status {
         ACCEPT if output.rejection().is_some() => Err(invalid_output(
             "inconsistent",
@@ -199,7 +253,7 @@ fn invalid_output(code: &str, message: impl Into<String>) -> Failure {
 }
 
 /// Turns a wasmtime error into the record's failure reason.
-fn classify(error: wasmtime::Error, state: &GuestState) -> Failure {
+pub(super) fn classify(error: wasmtime::Error, state: &GuestState) -> Failure {
     if let Some(host) = error.downcast_ref::<HostTrap>() {
         let (error_type, code) = match host {
             HostTrap::MemoryCap { .. } => (ErrorType::Trap, "memory_cap"),
