@@ -65,12 +65,19 @@ class Record:
         """The data as one strict JSON value (RFC 8259): UTF-8 without a byte-order mark, no
         NaN or Infinity, nothing after the value. Objects are dicts that remember repeated keys,
         which `field` refuses. Anything else is rejected with `invalid_json`."""
+        text = self.text()
         try:
-            return _json.loads(
-                self.text(),
+            value = _json.loads(
+                text,
                 object_pairs_hook=_Object.from_pairs,
                 parse_constant=_refuse_constant,
+                parse_float=_finite_float,
+                parse_int=_finite_int,
             )
+            # An escaped lone surrogate (`"\ud800"`) is valid JSON syntax but no Unicode text.
+            if "\\ud" in text.lower():
+                _check_text(value)
+            return value
         except (ValueError, RecursionError) as error:
             raise Reject("invalid_json", f"the record is not JSON: {error}") from None
 
@@ -93,6 +100,33 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+class _OutOfRange(float):
+    """A number beyond any double (`1e400`). Kept while parsing, refused (`invalid_json`) when a
+    transform reads it through `field`, as typed JSON readers refuse the fields they read."""
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    return _OutOfRange(value) if value in (float("inf"), float("-inf")) else value
+
+
+def _finite_int(text: str) -> int:
+    # Read as a double, as other JSON readers do, to tell whether it is in range.
+    return int(text) if not isinstance(_finite_float(text), _OutOfRange) else _OutOfRange(text)
+
+
+def _check_text(value: Any) -> None:
+    if isinstance(value, str):
+        value.encode("utf-8")  # UnicodeEncodeError is a ValueError
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key)
+            _check_text(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_text(item)
+
+
 _TYPE_NAMES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}
 
 
@@ -108,6 +142,8 @@ def field(obj: dict, name: str, kind: type = object, path: str = "", required: b
             return None
         raise Reject("invalid_event", f"missing field `{where}`")
     value = obj[name]
+    if isinstance(value, _OutOfRange):
+        raise Reject("invalid_json", f"`{where}`: number out of range")
     if kind is not object and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
         expected = _TYPE_NAMES.get(kind, kind.__name__)
         raise Reject("invalid_event", f"`{where}` must be {expected}")

@@ -18,21 +18,16 @@ use weir::source::record::{Batch, Record, Timestamp};
 use weir::source::sequence::Position;
 use weir::transform::{Output, RecordTransform, TransformId, TransformLimits, WasmTransform};
 
+mod common;
+
+use common::{decode, generate, measure};
+
 /// The allocator the binaries use.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const EVENTS: usize = 10_000;
 const BATCH: usize = 1_000;
-const SECTIONS: [&str; 6] = [
-    "Electronics",
-    "Beauty-Products",
-    "Home-Decor",
-    "Books",
-    "Garden",
-    "Toys & Games",
-];
-
 /// A guest that does no work of its own: it takes each record and names the same three-segment
 /// partition, so its time is what the ABI costs per record (copying the record in, two calls,
 /// three imports, the CPU budget's bookkeeping).
@@ -63,7 +58,7 @@ fn main() {
         lambda_handler(&module, &ndjson);
         return;
     }
-    let batches = decode(&ndjson);
+    let batches = decode(&ndjson, BATCH);
     let bytes = ndjson.len();
     println!(
         "{EVENTS} events, {:.0} bytes each, batches of {BATCH}\n",
@@ -71,7 +66,7 @@ fn main() {
     );
     let config = PipelineConfig::default();
 
-    let decode_t = measure(|| black_box(decode(&ndjson)).len());
+    let decode_t = measure(|| black_box(decode(&ndjson, BATCH)).len());
     let transform_wasm = measure_sessions(&batches, || wasm.session());
     let transform_native = measure_sessions(&batches, Native::default);
     let empty = WasmTransform::from_bytes(
@@ -321,33 +316,6 @@ fn lambda_handler(module: &[u8], ndjson: &[u8]) {
     );
 }
 
-/// Median of several runs' CPU time, after a warm-up.
-fn measure(mut run: impl FnMut() -> usize) -> Duration {
-    black_box(run());
-    let mut times: Vec<Duration> = (0..9)
-        .map(|_| {
-            let start = cpu_time();
-            black_box(run());
-            cpu_time() - start
-        })
-        .collect();
-    times.sort();
-    times[times.len() / 2]
-}
-
-/// CPU time of the whole process (every thread: the pipeline's blocking tasks too). Unlike
-/// wall-clock time it does not count the moments a busy machine gives the core to others.
-fn cpu_time() -> Duration {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes one timespec through a valid pointer.
-    let status = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut now) };
-    assert_eq!(status, 0, "the process CPU clock is readable");
-    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
-}
-
 /// Transform time alone, one session per batch as the pipeline uses them.
 fn measure_sessions<T: RecordTransform>(
     batches: &[Batch],
@@ -382,58 +350,6 @@ fn measure_pipeline<T: RecordTransform>(
             })
             .sum()
     })
-}
-
-/// Events like the seed samples: ~1 KB, six sections, event times over two days.
-fn generate(n: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(n * 1100);
-    let mut state = 0x2545_F491_4F6C_DD1Du64;
-    for i in 0..n {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        let section = SECTIONS[(state % 6) as usize];
-        let seconds = 1_700_000_000 + (state >> 8) % (2 * 86_400);
-        let time = Timestamp::from_unix_millis(seconds as i64 * 1000);
-        let event = format!(
-            r#"{{"metadata":{{"uuid":"{i:08x}-{state:016x}","section":"{section}","event_time":"{time}"}},"payload":{{"userid":"{}","email_id":"user{i}@example.com","contact":"81465112","session_time":"2.3","legacy_account":"nan","membership_status":"active","is_cart_empty":"False","sys_type":"PC windows xyz","menuitem":[{{"value":"New","onclick":"CreateNewDoc()"}},{{"value":"Open","onclick":"OpenDoc()"}},{{"value":"Close","onclick":"CloseDoc()"}}],"text":{{"data":"Click Here","size":36,"style":"bold","name":"text1","hOffset":250,"vOffset":100,"alignment":"center","onMouseUp":"sun1.opacity = (sun1.opacity / 100) * 90;"}},"cart":[{{"sku":"{:x}","qty":{},"price":19.99}},{{"sku":"{:x}","qty":1,"price":5.0}}],"referrer":"https://shop.example.com/c/{section}?page={}","user_agent":"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36","session":{{"id":"{state:x}","landing":"/home","pages_viewed":{},"consent":true,"ab_bucket":"B"}}}}}}"#,
-            state % 100_000,
-            state >> 20,
-            state % 5 + 1,
-            state >> 24,
-            i % 40,
-            state % 17
-        );
-        out.extend_from_slice(event.as_bytes());
-        out.push(b'\n');
-    }
-    out
-}
-
-/// The decode stage for line-oriented input: NDJSON bytes to batches of records.
-fn decode(ndjson: &[u8]) -> Vec<Batch> {
-    let arrival = Timestamp::from_unix_millis(1_700_000_000_000);
-    let records: Vec<Record> = ndjson
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .enumerate()
-        .map(|(i, line)| {
-            Record::new(
-                line.to_vec(),
-                "bench".into(),
-                Position::from_index(i as u64 + 1),
-                arrival,
-            )
-        })
-        .collect();
-    records
-        .chunks(BATCH)
-        .map(|c| Batch {
-            source: "bench".into(),
-            stream: None,
-            records: c.to_vec(),
-        })
-        .collect()
 }
 
 /// The retail logic compiled natively, behind the same interface as a wasm session.

@@ -5,7 +5,6 @@
 
 use weir::batch::pipeline::PipelineConfig;
 use weir::batch::sort::transform_batch;
-use weir::source::failure::ErrorType;
 use weir::source::record::Batch;
 use weir::transform::{LoadError, TransformLimits, WasmTransform};
 use weir_tests::components::{build_project, componentize, python_retail_wasm};

@@ -49,3 +49,13 @@ def test_rejects_with_a_code_naming_the_problem():
 def test_rejects_data_that_is_not_utf8():
     answer = weir.run(weir.Record(b'{"metadata":{"uuid":"\xff"}}'))
     assert isinstance(answer, weir.Reject) and answer.code == "invalid_json"
+
+
+def test_rejects_what_is_json_syntax_but_not_a_json_value():
+    event = '{"metadata":{"uuid":"1","section":SECTION},"payload":{}}'
+    for section in ['1e400', '"\\ud800"', "-1" + "0" * 400]:
+        answer = run(event.replace("SECTION", section))
+        assert isinstance(answer, weir.Reject) and answer.code == "invalid_json", (section, answer)
+    # Out of range where the transform does not read: accepted, as the Rust SDK does.
+    assert isinstance(run('{"metadata":{"uuid":"1","section":"A"},"payload":{"n":1e400}}'), weir.Accept)
+    assert run('{"metadata":{"uuid":"1","section":"\\ud83c\\udf89"},"payload":{}}').partition[0] == ("section", "🎉")
