@@ -14,8 +14,7 @@ use weir::batch::pipeline::{PipelineConfig, encode_batch};
 use weir::batch::sort::transform_batch;
 use weir::lake::format::Format;
 use weir::source::failure::Failure;
-use weir::source::record::{Batch, Record, Timestamp};
-use weir::source::sequence::Position;
+use weir::source::record::{Batch, Record};
 use weir::transform::{Output, RecordTransform, TransformId, TransformLimits, WasmTransform};
 
 mod common;

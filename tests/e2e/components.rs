@@ -247,7 +247,7 @@ fn components_that_break_the_contract_are_refused_at_load() {
     let dir = tempfile::tempdir().unwrap();
     // WASI left in: componentize-py without --stub-wasi.
     let wasi = componentize(&dir.path().join("wasi"), RAW_PY, None, false);
-    let err = load(&wasi).err().expect("a WASI import is refused");
+    let err = load(&wasi).expect_err("a WASI import is refused");
     assert!(
         matches!(&err, LoadError::ForbiddenComponentImport { name } if name.starts_with("wasi:")),
         "{err}"
@@ -258,7 +258,7 @@ fn components_that_break_the_contract_are_refused_at_load() {
     let other_wit = "package other:thing;\nworld other {\n  export hello: func() -> string;\n}\n";
     let other_py = "import wit_world\nclass WitWorld(wit_world.WitWorld):\n    def hello(self):\n        return 'hi'\n";
     let other = componentize(&dir.path().join("other"), other_py, Some(other_wit), true);
-    let err = load(&other).err().expect("another world is refused");
+    let err = load(&other).expect_err("another world is refused");
     assert!(matches!(err, LoadError::WrongWorld(_)), "{err}");
     assert!(err.to_string().contains("weir:transform@1.0.0"), "{err}");
 
@@ -268,13 +268,13 @@ fn components_that_break_the_contract_are_refused_at_load() {
         "        raise RuntimeError(\"no columns today\")",
     );
     let init = componentize(&dir.path().join("init"), &no_columns, None, true);
-    let err = load(&init).err().expect("a trap in columns is refused");
+    let err = load(&init).expect_err("a trap in columns is refused");
     assert!(matches!(err, LoadError::Instantiate(_)), "{err}");
 
     // Unusable columns.
     let bad_columns = RAW_PY.replace("return [\"kind\"]", "return [\"Kind/../x\"]");
     let columns = componentize(&dir.path().join("columns"), &bad_columns, None, true);
-    let err = load(&columns).err().expect("unusable columns are refused");
+    let err = load(&columns).expect_err("unusable columns are refused");
     assert!(matches!(err, LoadError::Columns(_)), "{err}");
 
     // Over the size limit.
@@ -283,8 +283,7 @@ fn components_that_break_the_contract_are_refused_at_load() {
         ..TransformLimits::default()
     };
     let err = WasmTransform::from_bytes("big", &wasi, limits)
-        .err()
-        .expect("an oversized component is refused");
+        .expect_err("an oversized component is refused");
     assert!(matches!(err, LoadError::TooLarge { .. }), "{err}");
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use weir::source::record::{Batch, Record, Timestamp};
 use weir::source::sequence::Position;
 
-pub const SECTIONS: [&str; 6] = [
+const SECTIONS: [&str; 6] = [
     "Electronics",
     "Beauty-Products",
     "Home-Decor",
@@ -16,7 +16,7 @@ pub const SECTIONS: [&str; 6] = [
 ];
 
 /// Median of several runs' CPU time, after a warm-up.
-pub fn measure(mut run: impl FnMut() -> usize) -> Duration {
+pub(crate) fn measure(mut run: impl FnMut() -> usize) -> Duration {
     black_box(run());
     let mut times: Vec<Duration> = (0..9)
         .map(|_| {
@@ -31,7 +31,7 @@ pub fn measure(mut run: impl FnMut() -> usize) -> Duration {
 
 /// CPU time of the whole process (every thread: the pipeline's blocking tasks too). Unlike
 /// wall-clock time it does not count the moments a busy machine gives the core to others.
-pub fn cpu_time() -> Duration {
+pub(crate) fn cpu_time() -> Duration {
     let mut now = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -43,7 +43,7 @@ pub fn cpu_time() -> Duration {
 }
 
 /// Events like the seed samples: ~1 KB, six sections, event times over two days.
-pub fn generate(n: usize) -> Vec<u8> {
+pub(crate) fn generate(n: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(n * 1100);
     let mut state = 0x2545_F491_4F6C_DD1Du64;
     for i in 0..n {
@@ -69,7 +69,7 @@ pub fn generate(n: usize) -> Vec<u8> {
 }
 
 /// The decode stage for line-oriented input: NDJSON bytes to batches of records.
-pub fn decode(ndjson: &[u8], batch: usize) -> Vec<Batch> {
+pub(crate) fn decode(ndjson: &[u8], batch: usize) -> Vec<Batch> {
     let arrival = Timestamp::from_unix_millis(1_700_000_000_000);
     let records: Vec<Record> = ndjson
         .split(|&b| b == b'\n')
