@@ -21,7 +21,6 @@ CPython inside and no imports but the host's log.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json as _json
 import re as _re
 from dataclasses import dataclass, field as _field
@@ -68,14 +67,10 @@ class Record:
         text = self.text()
         try:
             value = _json.loads(
-                text,
-                object_pairs_hook=_Object.from_pairs,
-                parse_constant=_refuse_constant,
-                parse_float=_finite_float,
-                parse_int=_finite_int,
+                text, object_pairs_hook=_Object.from_pairs, parse_constant=_refuse_constant
             )
-            # An escaped lone surrogate (`"\ud800"`) is valid JSON syntax but no Unicode text.
-            if "\\ud" in text.lower():
+            # An escaped lone surrogate (`"\\ud800"`) is valid JSON syntax but no Unicode text.
+            if "\\ud" in text or "\\uD" in text:
                 _check_text(value)
             return value
         except (ValueError, RecursionError) as error:
@@ -88,31 +83,31 @@ class _Object(dict):
     repeated: frozenset = frozenset()
 
     @classmethod
-    def from_pairs(cls, pairs: list) -> "_Object":
-        obj = cls(pairs)
-        if len(obj) != len(pairs):
-            seen: set = set()
-            obj.repeated = frozenset(k for k, _ in pairs if k in seen or seen.add(k))
-        return obj
+    def from_pairs(cls, pairs: list) -> dict:
+        obj = dict(pairs)
+        if len(obj) == len(pairs):
+            return obj  # the common case stays a plain dict
+        seen: set = set()
+        repeated = cls(pairs)
+        repeated.repeated = frozenset(k for k, _ in pairs if k in seen or seen.add(k))
+        return repeated
 
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-class _OutOfRange(float):
-    """A number beyond any double (`1e400`). Kept while parsing, refused (`invalid_json`) when a
-    transform reads it through `field`, as typed JSON readers refuse the fields they read."""
+def _out_of_range(value: Any) -> bool:
+    """A number beyond any double (`1e400` parses as infinity; NaN and Infinity themselves are
+    refused). Refused (`invalid_json`) when a transform reads it through `field`, as typed JSON
+    readers refuse the fields they read."""
+    if isinstance(value, float):
+        return value in (_INF, -_INF)
+    return isinstance(value, int) and not isinstance(value, bool) and abs(value) > _MAX_DOUBLE
 
 
-def _finite_float(text: str) -> float:
-    value = float(text)
-    return _OutOfRange(value) if value in (float("inf"), float("-inf")) else value
-
-
-def _finite_int(text: str) -> int:
-    # Read as a double, as other JSON readers do, to tell whether it is in range.
-    return int(text) if not isinstance(_finite_float(text), _OutOfRange) else _OutOfRange(text)
+_INF = float("inf")
+_MAX_DOUBLE = 1.7976931348623157e308
 
 
 def _check_text(value: Any) -> None:
@@ -142,7 +137,7 @@ def field(obj: dict, name: str, kind: type = object, path: str = "", required: b
             return None
         raise Reject("invalid_event", f"missing field `{where}`")
     value = obj[name]
-    if isinstance(value, _OutOfRange):
+    if _out_of_range(value):
         raise Reject("invalid_json", f"`{where}`: number out of range")
     if kind is not object and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
         expected = _TYPE_NAMES.get(kind, kind.__name__)
@@ -212,34 +207,60 @@ def parse_rfc3339(text: str) -> Optional[int]:
     match = _RFC3339.fullmatch(text) if isinstance(text, str) else None
     if match is None or not text.isascii():
         return None
-    year, month, day, hour, minute, second = (int(g) for g in match.groups()[:6])
-    fraction, _, sign, off_h, off_m = match.groups()[6:]
+    year, month, day, hour, minute, second, fraction, _, sign, off_h, off_m = match.groups()
+    year, month, day = int(year), int(month), int(day)
+    hour, minute, second = int(hour), int(minute), int(second)
     millis = int((fraction or "0")[:3].ljust(3, "0"))
+    if not (1 <= month <= 12 and 1 <= day <= _days_in_month(year, month)):
+        return None
+    if hour > 23 or minute > 59 or second > 60:
+        return None
     if sign and (int(off_h) > 23 or int(off_m) > 59):
         return None
     if second == 60:
         second, millis = 59, 999
-    try:
-        moment = _dt.datetime(year, month, day, hour, minute, second, tzinfo=_dt.timezone.utc)
-    except ValueError:
-        return None
     offset = 0 if not sign else (1 if sign == "+" else -1) * (int(off_h) * 60 + int(off_m))
-    return (int(moment.timestamp()) - offset * 60) * 1000 + millis
+    seconds = _days_from_civil(year, month, day) * 86_400 + hour * 3600 + minute * 60 + second
+    return (seconds - offset * 60) * 1000 + millis
 
 
 def utc_date(millis: int) -> str:
     """The UTC day of a time in milliseconds since the epoch: `YYYY-MM-DD`."""
-    return _utc(millis).strftime("%Y-%m-%d")
+    year, month, day = _civil_from_days(millis // 86_400_000)
+    return f"{year:04d}-{month:02d}-{day:02d}"
 
 
 def utc_hour(millis: int) -> str:
     """The UTC hour of a time in milliseconds since the epoch: `00`-`23`."""
-    return _utc(millis).strftime("%H")
+    return f"{millis // 3_600_000 % 24:02d}"
 
 
-def _utc(millis: int) -> _dt.datetime:
-    epoch = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
-    return epoch + _dt.timedelta(milliseconds=millis)
+def _days_in_month(year: int, month: int) -> int:
+    if month == 2:
+        return 29 if year % 4 == 0 and (year % 100 != 0 or year % 400 == 0) else 28
+    return 30 if month in (4, 6, 9, 11) else 31
+
+
+# Howard Hinnant's civil-date algorithms: integer arithmetic, no datetime objects per record.
+def _days_from_civil(year: int, month: int, day: int) -> int:
+    year -= month <= 2
+    era = year // 400
+    yoe = year - era * 400
+    doy = (153 * (month + (-3 if month > 2 else 9)) + 2) // 5 + day - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146_097 + doe - 719_468
+
+
+def _civil_from_days(days: int) -> tuple:
+    days += 719_468
+    era = days // 146_097
+    doe = days - era * 146_097
+    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + (3 if mp < 10 else -9)
+    return yoe + era * 400 + (month <= 2), month, day
 
 
 @dataclass
