@@ -1,5 +1,6 @@
 //! A transform session: one guest instance reused across a batch's records, replaced after a
-//! trap so one bad record cannot poison the next.
+//! trap so one bad record cannot poison the next. A core module is called once per record; a
+//! component's session is in `component.rs`.
 
 use super::RecordTransform;
 use super::component;
