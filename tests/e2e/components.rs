@@ -174,10 +174,13 @@ fn a_python_transform_fails_only_the_records_it_raises_loops_or_allocates_on() {
 /// A module on the world's raw bindings, with no SDK between it and the host.
 const RAW_PY: &str = r#"
 import wit_world
-from wit_world import Accepted, Outcome_Accept, Outcome_Reject, Rejected, Segment
+from wit_world import Accepted, Outcome_Accept, Outcome_Error, Outcome_Reject, Rejected, Segment
+
+POISONED = False
 
 def ok(text):
-    return Outcome_Accept(Accepted([Segment("kind", text)], None))
+    # After an error the instance is suspect: show it, so a host that kept using it is caught.
+    return Outcome_Accept(Accepted([Segment("kind", "poisoned" if POISONED else text)], None))
 
 class WitWorld(wit_world.WitWorld):
     def columns(self):
@@ -197,6 +200,10 @@ class WitWorld(wit_world.WitWorld):
                 out.append(Outcome_Accept(Accepted([Segment("kind", "x")] * 9, None)))
             elif text == "reject":
                 out.append(Outcome_Reject(Rejected("nope", "rejected on purpose")))
+            elif text == "error-and-go-on":
+                global POISONED
+                POISONED = True
+                out.append(Outcome_Error("raised, then carried on"))
             elif text == "trap":
                 raise RuntimeError("uncaught, past the SDK")
             else:
@@ -218,6 +225,7 @@ fn malformed_answers_fail_their_record_alone() {
         b"no-segment",
         b"nine-segments",
         b"reject",
+        b"error-and-go-on",
         b"trap",
         b"d",
     ];
@@ -236,10 +244,19 @@ fn malformed_answers_fail_their_record_alone() {
             "invalid_output/no_partition",
             "invalid_output/too_many_segments",
             "rejected/nope",
+            "trap/exception",
             "trap/unreachable", // componentize-py traps on an exception it does not catch
             "kind=d",
         ]
     );
+    // A guest that answers an error and goes on: the records after it are run again in a
+    // fresh instance, not taken from the one that failed.
+    let records: &[&[u8]] = &[b"x", b"error-and-go-on", b"y"];
+    let got: Vec<String> = outcomes(&transform, &batch_of(records, 1))
+        .into_iter()
+        .map(|(_, outcome)| outcome)
+        .collect();
+    assert_eq!(got, ["kind=x", "trap/exception", "kind=y"]);
 }
 
 #[test]

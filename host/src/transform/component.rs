@@ -271,12 +271,18 @@ impl<'t> Session<'t> {
     }
 }
 
-/// One outcome per record, or fewer when the last answered is an error.
+/// One outcome per record, or fewer when the last answered is an error; an error anywhere else
+/// means the guest went on in an instance it should have given up.
 fn well_formed(outcomes: &[Outcome], records: usize) -> bool {
-    match outcomes.last() {
-        None => false,
-        Some(Outcome::Error(_)) => outcomes.len() <= records,
-        Some(_) => outcomes.len() == records,
+    let Some((last, before)) = outcomes.split_last() else {
+        return false;
+    };
+    if before.iter().any(|o| matches!(o, Outcome::Error(_))) {
+        return false;
+    }
+    match last {
+        Outcome::Error(_) => outcomes.len() <= records,
+        _ => outcomes.len() == records,
     }
 }
 
