@@ -35,6 +35,11 @@ fn eventually(what: &str, found: impl Fn() -> bool) {
     }
 }
 
+/// `weir transform test MODULE --cases CASES`.
+fn contract_test(module: &Path, cases: &Path) -> Output {
+    weir(&["transform", "test", path(module), "--cases", path(cases)])
+}
+
 fn path(p: &Path) -> &str {
     p.to_str().expect("temp paths are UTF-8")
 }
@@ -79,13 +84,7 @@ fn a_python_transform_from_new_to_new_partitions_in_a_running_host() {
 
     let module = build_project(&project);
     let cases = project.join("cases");
-    ok(weir(&[
-        "transform",
-        "test",
-        path(&module),
-        "--cases",
-        path(&cases),
-    ]));
+    ok(contract_test(&module, &cases));
     let publish = |version: &str| {
         ok(weir(&[
             "transform",
@@ -201,13 +200,7 @@ fn a_rust_transform_scaffolded_outside_the_repository_builds_and_passes_its_case
     );
     let module = project.join("build/orders.wasm");
     let cases = project.join("cases");
-    ok(weir(&[
-        "transform",
-        "test",
-        path(&module),
-        "--cases",
-        path(&cases),
-    ]));
+    ok(contract_test(&module, &cases));
     // A case that fails is reported, and the command fails.
     let expected = std::fs::read_to_string(cases.join("expected.json")).unwrap();
     std::fs::write(
@@ -215,7 +208,7 @@ fn a_rust_transform_scaffolded_outside_the_repository_builds_and_passes_its_case
         expected.replacen("Electronics", "Toys", 1),
     )
     .unwrap();
-    let failing = weir(&["transform", "test", path(&module), "--cases", path(&cases)]);
+    let failing = contract_test(&module, &cases);
     assert!(!failing.status.success());
     let stderr = String::from_utf8_lossy(&failing.stderr);
     assert!(stderr.contains("1 of the contract cases"), "{stderr}");

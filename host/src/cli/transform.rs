@@ -132,32 +132,20 @@ pub(super) async fn transform(args: TransformArgs) -> anyhow::Result<ExitCode> {
         TransformCommand::Build { dir } => {
             let started = Instant::now();
             let module = author::build(&dir)?;
-            let bytes = std::fs::read(&module)?;
-            let name = module.file_stem().unwrap_or_default().to_string_lossy();
-            let loaded = WasmTransform::from_bytes(&name, &bytes, TransformLimits::default())
-                .with_context(|| {
-                    format!("{} built, but is not a usable transform", module.display())
-                })?;
+            let loaded = load_module(&module)?;
             let columns = loaded
                 .table()
                 .map_or("none declared".to_owned(), |t| t.columns.join(", "));
             println!(
                 "built {} ({:.1} MB, partition columns: {columns}) in {:.1} s",
                 module.display(),
-                bytes.len() as f64 / 1e6,
+                std::fs::metadata(&module)?.len() as f64 / 1e6,
                 started.elapsed().as_secs_f64()
             );
         }
         TransformCommand::Test { module, cases } => {
-            let loaded = load_module(&module)?;
-            let mismatches = crate::registry::contract::run_cases(&loaded, &cases)?;
-            if !mismatches.is_empty() {
-                eprintln!(
-                    "{} of the contract cases in {} fail:\n  {}",
-                    mismatches.len(),
-                    cases.display(),
-                    mismatches.join("\n  ")
-                );
+            if let Some(failing) = failing_cases(&load_module(&module)?, &cases)? {
+                eprintln!("{failing}");
                 return Ok(ExitCode::FAILURE);
             }
             println!("every contract case in {} passes", cases.display());
@@ -178,14 +166,8 @@ pub(super) async fn transform(args: TransformArgs) -> anyhow::Result<ExitCode> {
                 let name = target.name.clone();
                 let loaded = crate::transform::WasmTransform::from_bytes(&name, &bytes, limits)
                     .with_context(|| format!("{} is not a usable transform", module.display()))?;
-                let mismatches = crate::registry::contract::run_cases(&loaded, &cases)?;
-                if !mismatches.is_empty() {
-                    bail!(
-                        "{} of the contract cases in {} fail, nothing published:\n  {}",
-                        mismatches.len(),
-                        cases.display(),
-                        mismatches.join("\n  ")
-                    );
+                if let Some(failing) = failing_cases(&loaded, &cases)? {
+                    bail!("{failing}\nnothing published");
                 }
             }
             let registry = Registry::open(&target.registry).await?;
@@ -284,4 +266,17 @@ fn load_module(path: &Path) -> anyhow::Result<WasmTransform> {
     let name = path.file_stem().unwrap_or_default().to_string_lossy();
     WasmTransform::from_bytes(&name, &bytes, TransformLimits::default())
         .with_context(|| format!("{} is not a usable transform", path.display()))
+}
+
+/// The contract cases in `cases` that `transform` fails, as one report; None when all pass.
+fn failing_cases(transform: &WasmTransform, cases: &Path) -> anyhow::Result<Option<String>> {
+    let mismatches = crate::registry::contract::run_cases(transform, cases)?;
+    Ok((!mismatches.is_empty()).then(|| {
+        format!(
+            "{} of the contract cases in {} fail:\n  {}",
+            mismatches.len(),
+            cases.display(),
+            mismatches.join("\n  ")
+        )
+    }))
 }
