@@ -4,9 +4,13 @@ For each traffic profile (events/s per shard, event size, sections touched) and 
 settings (BatchSize, MaximumBatchingWindowInSeconds, the 6 MB payload cap,
 ParallelizationFactor), this:
 
-1. plays the event source mapping's batching in simulated time: events arrive evenly; a lane's
-   batch closes when it holds BatchSize records, would pass 6 MB, or its window has run since
-   its first record (ParallelizationFactor splits a shard into lanes by partition key);
+1. plays the producer and the event source mapping in simulated time: events arrive evenly;
+   with KPL aggregation (--aggregate-ms) the producer packs the events of each buffering
+   interval into one Kinesis record of at most --aggregate-max-bytes; a lane's batch closes when
+   it holds BatchSize Kinesis records, would pass the 6 MB invocation payload, or its window has
+   run since its first record (ParallelizationFactor splits a shard into lanes by partition
+   key). The payload counts what Lambda sends: each record's JSON envelope (event id, ARNs,
+   sequence number: ~600 bytes) and its data in base64, a third larger than the data;
 2. writes each batch as its own NDJSON file, event times equal to simulated arrival times, and
    runs `weir run` (the real transform and encoder) over them, one batch per file;
 3. counts what it wrote (objects, bytes, partitions) and the CPU it used, and prices it.
@@ -62,32 +66,77 @@ def event(i, arrival, rng, size, sections):
     return json.dumps(body, separators=(",", ":"))
 
 
-def play_mapping(rate, seconds, batch_size, window, lanes, size):
-    """Batches as the mapping cuts them: [(close time, [(event index, arrival)])]."""
+def envelope_bytes(partition_key_bytes):
+    """What Lambda's Kinesis event adds to each record's base64 data: its JSON, compact, with a
+    56-digit sequence number (the size real ones have) and typical ARNs."""
+    sequence = "4959033827149025660855969253836157109592157598913658" + "8898"
+    record = {
+        "kinesis": {"kinesisSchemaVersion": "1.0", "partitionKey": "k" * partition_key_bytes,
+                    "sequenceNumber": sequence, "data": "",
+                    "approximateArrivalTimestamp": 1764547200.123},
+        "eventSource": "aws:kinesis", "eventVersion": "1.0",
+        "eventID": f"shardId-000000000000:{sequence}", "eventName": "aws:kinesis:record",
+        "invokeIdentityArn": "arn:aws:iam::123456789012:role/weir-IngestFunctionRole-1A2B3C4D5E6F",
+        "awsRegion": "us-east-1",
+        "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/weir-retail-events",
+    }
+    return len(json.dumps(record, separators=(",", ":"))) + 1  # and the comma between records
+
+
+def produce(rate, seconds, size, aggregate_s, aggregate_max):
+    """Kinesis records as the producer writes them: [(arrival in Kinesis, data bytes, [(event
+    index, event time)])]. Without aggregation one event per record; with it (the KPL), the
+    events of each buffering interval in one record, flushed early when the next would pass
+    `aggregate_max` (a KPL aggregate: 4-byte magic, protobuf, 16-byte MD5 trailer)."""
     count = int(rate * seconds)
+    times = [START + i / rate for i in range(count)]
+    if aggregate_s <= 0:
+        return [(t, size, [(i, t)]) for i, t in enumerate(times)]
+    records, events, started, nbytes = [], [], 0.0, 0
+    overhead, per_event = 20 + 2 + 38, size + 8  # framing and one key; per record: tags, lengths
+    for i, t in enumerate(times):
+        if events and (t - started >= aggregate_s or nbytes + per_event > aggregate_max):
+            records.append((min(t, started + aggregate_s), nbytes, events))
+            events = []
+        if not events:
+            started, nbytes = t, overhead
+        events.append((i, t))
+        nbytes += per_event
+    if events:
+        records.append((started + aggregate_s, nbytes, events))
+    return records
+
+
+def play_mapping(records, batch_size, window, lanes, envelope):
+    """Batches as the mapping cuts them: [(close time, [(event index, event time)])]."""
     open_batches = [[] for _ in range(lanes)]
+    payload = [0] * lanes
     opened_at = [0.0] * lanes
     batches = []
     rng = random.Random(7)
-    for i in range(count):
-        arrival = START + i / rate
+    for arrival, nbytes, events in records:
         lane = rng.randrange(lanes)
         batch = open_batches[lane]
         # The window closes a batch even when no record comes to find it full.
         if batch and arrival - opened_at[lane] >= window:
             batches.append((opened_at[lane] + window, batch))
             batch = open_batches[lane] = []
+        record_payload = envelope + 4 * ((nbytes + 2) // 3)
+        if batch and payload[lane] + record_payload > MAX_PAYLOAD:
+            batches.append((arrival, batch))
+            batch = open_batches[lane] = []
         if not batch:
-            opened_at[lane] = arrival
-        batch.append((i, arrival))
-        full = len(batch) >= batch_size or (len(batch) + 1) * size * 4 // 3 > MAX_PAYLOAD
-        if full:
+            opened_at[lane], payload[lane] = arrival, 0
+        batch.append(events)
+        payload[lane] += record_payload
+        if len(batch) >= batch_size:
             batches.append((arrival, batch))
             open_batches[lane] = []
     for lane, batch in enumerate(open_batches):
         if batch:
             batches.append((opened_at[lane] + window, batch))
-    return batches
+    # Each batch as its events, in order.
+    return [(close, [e for events in batch for e in events]) for close, batch in batches]
 
 
 def run_pipeline(args, batches, work):
@@ -144,8 +193,10 @@ def percentile(values, q):
 def measure(args, rate):
     # Enough simulated time for a fair sample, but at most ~200,000 events.
     seconds = min(args.hours * 3600, max(args.window * 20, 200_000 / rate))
-    batches = play_mapping(rate, seconds, args.batch_size, args.window, args.parallelization,
-                           args.event_bytes)
+    records = produce(rate, seconds, args.event_bytes, args.aggregate_ms / 1000,
+                      args.aggregate_max_bytes)
+    batches = play_mapping(records, args.batch_size, args.window, args.parallelization,
+                           envelope_bytes(args.partition_key_bytes))
     work = Path(tempfile.mkdtemp(prefix="weir-cost.", dir=args.scratch))
     try:
         lake_objects, failed_objects, stored, partitions, cpu, data_bytes = run_pipeline(
@@ -179,6 +230,8 @@ def measure(args, rate):
         "batch_size": args.batch_size,
         "parallelization": args.parallelization,
         "format": args.format,
+        "aggregate_ms": args.aggregate_ms,
+        "kinesis_records_per_event": round(len(records) / sum(len(e) for _, _, e in records), 4),
         "mean_batch": round(sum(len(b) for _, b in batches) / invocations, 1),
         "s3_puts_per_gb": round(puts * per_gb),
         "lambda_requests_per_gb": round(invocations * per_gb),
@@ -221,6 +274,12 @@ def main():
     parser.add_argument("--window", type=float, default=60,
                         help="MaximumBatchingWindowInSeconds (default 60)")
     parser.add_argument("--parallelization", type=int, default=1)
+    parser.add_argument("--partition-key-bytes", type=int, default=36,
+                        help="the producer's Kinesis partition keys (default 36, a UUID)")
+    parser.add_argument("--aggregate-ms", type=float, default=0,
+                        help="KPL aggregation: the producer's RecordMaxBufferedTime (0: none)")
+    parser.add_argument("--aggregate-max-bytes", type=int, default=51_200,
+                        help="KPL AggregationMaxSize (default 51,200, the KPL's)")
     parser.add_argument("--format", default="json", choices=["json", "json-zstd", "parquet"])
     parser.add_argument("--memory-mb", type=int, default=512, help="the function's memory")
     parser.add_argument("--s3-latency-ms", type=float, default=30,
@@ -236,7 +295,9 @@ def main():
     rows = [measure(args, float(rate)) for rate in args.rate.split(",")]
     print(f"assumed: warm function, {args.memory_mb} MB, S3 round trip {args.s3_latency_ms:g} ms, "
           f"{args.event_bytes}-byte events over {args.sections} sections, format {args.format}, "
-          f"BatchSize {args.batch_size}, ParallelizationFactor {args.parallelization}")
+          f"BatchSize {args.batch_size}, ParallelizationFactor {args.parallelization}, "
+          f"{'KPL aggregation over %g ms' % args.aggregate_ms if args.aggregate_ms else 'no aggregation'}, "
+          f"{envelope_bytes(args.partition_key_bytes)} bytes of Lambda event per Kinesis record")
     print(table(rows))
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")

@@ -1,11 +1,12 @@
 //! The retail transform in each language, on the same 2,000 generated ~1 KB events: Rust (a
-//! core module) against Python (a component with CPython inside). Per-record CPU through the
+//! core module) against Python (a component with CPython inside) and JavaScript (a component
+//! with SpiderMonkey inside). Per-record CPU through the
 //! batch path the pipeline uses, a fresh instance, memory per live instance, module and
 //! artifact sizes, and loading: compiling against a precompiled artifact (the cold start).
 //!
-//! `scripts/bench` builds both first; run alone with `taskset -c 1 cargo bench -p weir-host
-//! --bench languages` once `target/bench/retail-python.wasm` exists (`WEIR_BENCH_PYTHON`
-//! overrides the path).
+//! `scripts/bench` builds them first; run alone with `taskset -c 1 cargo bench -p weir-host
+//! --bench languages` once `target/bench/retail-python.wasm` and `retail-js.wasm` exist
+//! (`WEIR_BENCH_PYTHON` and `WEIR_BENCH_JS` override the paths).
 
 mod common;
 
@@ -26,10 +27,11 @@ const INSTANCES: usize = 20;
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let rust = root.join("target/wasm32-wasip1/release/retail.wasm");
-    let python = std::env::var_os("WEIR_BENCH_PYTHON").map_or_else(
-        || root.join("target/bench/retail-python.wasm"),
-        PathBuf::from,
-    );
+    let component = |var: &str, file: &str| {
+        std::env::var_os(var).map_or_else(|| root.join("target/bench").join(file), PathBuf::from)
+    };
+    let python = component("WEIR_BENCH_PYTHON", "retail-python.wasm");
+    let js = component("WEIR_BENCH_JS", "retail-js.wasm");
     let ndjson = generate(EVENTS);
     let batches = decode(&ndjson, BATCH);
     println!("{EVENTS} events in batches of {BATCH}, one core\n");
@@ -38,7 +40,7 @@ fn main() {
         "", "us/record", "instance", "MiB/instance", "module", "artifact", "compile", "precompiled"
     );
     let mut per_record = Vec::new();
-    for (name, path) in [("Rust", rust), ("Python", python)] {
+    for (name, path) in [("Rust", rust), ("Python", python), ("JS", js)] {
         let module = std::fs::read(&path).unwrap_or_else(|e| {
             panic!("{}: {e}; scripts/bench builds it", path.display());
         });
@@ -99,11 +101,14 @@ fn main() {
             us(precompiled) / 1e3,
         );
     }
-    println!(
-        "\nPython / Rust per record: {:.1}x; one shard (2,000 events/s of 1 KB) needs {:.1}% of a core in Python",
-        per_record[1] / per_record[0],
-        per_record[1] * 2_000.0 / 1e6 * 100.0
-    );
+    println!();
+    for (name, us) in [("Python", per_record[1]), ("JS", per_record[2])] {
+        println!(
+            "{name} / Rust per record: {:.1}x; one shard (2,000 events/s of 1 KB) needs {:.1}% of a core",
+            us / per_record[0],
+            us * 2_000.0 / 1e6 * 100.0
+        );
+    }
 }
 
 /// One run's CPU time (compiling is too slow to repeat nine times).

@@ -6,13 +6,14 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-use weir_tests::components::{build_project, componentize_py};
+use weir_tests::components::{build_project, componentize_js, componentize_py};
 use weir_tests::{read_objects, weir_bin, workspace_root};
 
 fn weir(args: &[&str]) -> Output {
     Command::new(weir_bin())
         .args(args)
         .env("WEIR_COMPONENTIZE_PY", componentize_py())
+        .env("WEIR_COMPONENTIZE_JS", componentize_js())
         .output()
         .expect("weir runs")
 }
@@ -44,8 +45,59 @@ fn path(p: &Path) -> &str {
     p.to_str().expect("temp paths are UTF-8")
 }
 
+/// A component language's author loop: what the scaffold holds, its unit-test command and
+/// the edit that drops the hour from the partition.
+struct Loop {
+    lang: &'static str,
+    files: [&'static str; 3],
+    unit_test: fn() -> Command,
+    source: &'static str,
+    edits: [(&'static str, &'static str); 2],
+}
+
 #[test]
 fn a_python_transform_from_new_to_new_partitions_in_a_running_host() {
+    from_new_to_new_partitions(&Loop {
+        lang: "python",
+        files: ["transform.py", "test_transform.py", "weir.py"],
+        unit_test: || {
+            let mut pytest = Command::new(workspace_root().join(".venv/bin/python"));
+            pytest.args(["-m", "pytest", "-q", "-p", "no:cacheprovider"]);
+            pytest
+        },
+        source: "transform.py",
+        edits: [
+            (
+                r#"columns=["section", "dt", "hr"]"#,
+                r#"columns=["section", "dt"]"#,
+            ),
+            (", hr=weir.utc_hour(millis)", ""),
+        ],
+    });
+}
+
+#[test]
+fn a_js_transform_from_new_to_new_partitions_in_a_running_host() {
+    from_new_to_new_partitions(&Loop {
+        lang: "js",
+        files: ["transform.js", "transform.test.js", "weir.js"],
+        unit_test: || {
+            let mut node = Command::new("node");
+            node.arg("--test");
+            node
+        },
+        source: "transform.js",
+        edits: [
+            (
+                r#"columns: ["section", "dt", "hr"]"#,
+                r#"columns: ["section", "dt"]"#,
+            ),
+            (", hr: weir.utcHour(millis)", ""),
+        ],
+    });
+}
+
+fn from_new_to_new_partitions(lang: &Loop) {
     let dir = tempfile::tempdir().unwrap();
     let project = dir.path().join("shop");
     let (registry, lake, failed) = (
@@ -58,28 +110,21 @@ fn a_python_transform_from_new_to_new_partitions_in_a_running_host() {
         "new",
         "shop",
         "--lang",
-        "python",
+        lang.lang,
         "--dir",
         path(&project),
     ]));
-    for file in [
-        "transform.py",
-        "test_transform.py",
-        "weir.py",
-        "cases/expected.json",
-    ] {
+    for file in lang.files.iter().chain(&["cases/expected.json"]) {
         assert!(project.join(file).is_file(), "{file} is not scaffolded");
     }
-    // The scaffold's unit tests run with plain pytest, without WebAssembly or Weir's checkout.
-    let pytest = Command::new(workspace_root().join(".venv/bin/python"))
-        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
-        .current_dir(&project)
-        .output()
-        .unwrap();
+    // The scaffold's unit tests run with the language's own runner, without WebAssembly or
+    // Weir's checkout.
+    let unit = (lang.unit_test)().current_dir(&project).output().unwrap();
     assert!(
-        pytest.status.success(),
-        "{}",
-        String::from_utf8_lossy(&pytest.stdout)
+        unit.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&unit.stdout),
+        String::from_utf8_lossy(&unit.stderr)
     );
 
     let module = build_project(&project);
@@ -127,15 +172,15 @@ fn a_python_transform_from_new_to_new_partitions_in_a_running_host() {
 
     // The data scientist drops the hour: edit, build, check, publish, activate.
     let saved = Instant::now();
-    let source = std::fs::read_to_string(project.join("transform.py")).unwrap();
-    let edited = source
-        .replace(
-            r#"columns=["section", "dt", "hr"]"#,
-            r#"columns=["section", "dt"]"#,
-        )
-        .replace(", hr=weir.utc_hour(millis)", "");
-    assert_ne!(edited, source, "the scaffold's transform changed shape");
-    std::fs::write(project.join("transform.py"), edited).unwrap();
+    let source = std::fs::read_to_string(project.join(lang.source)).unwrap();
+    let edited = lang.edits.iter().fold(source, |text, (from, to)| {
+        assert!(
+            text.contains(from),
+            "the scaffold's transform changed shape: no {from}"
+        );
+        text.replace(from, to)
+    });
+    std::fs::write(project.join(lang.source), edited).unwrap();
     let expected = std::fs::read_to_string(cases.join("expected.json")).unwrap();
     let expected: String = expected
         .lines()
@@ -159,7 +204,9 @@ fn a_python_transform_from_new_to_new_partitions_in_a_running_host() {
         objects_under("shop_v2/section=Books/dt=2024-03-10/") >= 1
     });
     eprintln!(
-        "from saving transform.py to new partitions in the lake: {:.1} s",
+        "{}: from saving {} to new partitions in the lake: {:.1} s",
+        lang.lang,
+        lang.source,
         saved.elapsed().as_secs_f64()
     );
     drop(stdin);

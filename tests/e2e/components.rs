@@ -1,13 +1,15 @@
 //! Transforms as components of the `weir:transform` world, built from Python with
-//! componentize-py: the retail transform in Python against the Rust one's contract cases and
-//! hostile records, and broken or malicious components, each refused at load with a clear
-//! error or failing only its own records.
+//! componentize-py and from JavaScript with ComponentizeJS: the retail transform in both
+//! against the Rust one's contract cases and hostile records, and broken or malicious
+//! components, each refused at load with a clear error or failing only its own records.
 
 use weir::batch::pipeline::PipelineConfig;
 use weir::batch::sort::transform_batch;
 use weir::source::record::Batch;
 use weir::transform::{LoadError, TransformLimits, WasmTransform};
-use weir_tests::components::{build_project, componentize, python_retail_wasm};
+use weir_tests::components::{
+    build_project, componentize, componentize_js_module, js_retail_wasm, python_retail_wasm,
+};
 use weir_tests::{batch_of, data_dir, retail_wasm, weir_bin};
 
 /// What a batch came to: accepted partition paths by record, failures by record.
@@ -33,11 +35,16 @@ fn load(bytes: &[u8]) -> Result<WasmTransform, LoadError> {
 }
 
 #[test]
-fn the_python_retail_transform_passes_the_rust_ones_contract_cases() {
-    let module = python_retail_wasm();
+fn the_python_and_js_retail_transforms_pass_the_rust_ones_contract_cases() {
+    for module in [python_retail_wasm(), js_retail_wasm()] {
+        passes_the_contract_cases(&module);
+    }
+}
+
+fn passes_the_contract_cases(module: &std::path::Path) {
     let output = std::process::Command::new(weir_bin())
         .args(["transform", "test"])
-        .arg(&module)
+        .arg(module)
         .arg("--cases")
         .arg(data_dir())
         .output()
@@ -47,15 +54,21 @@ fn the_python_retail_transform_passes_the_rust_ones_contract_cases() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let loaded = load(&std::fs::read(&module).unwrap()).unwrap();
+    let loaded = load(&std::fs::read(module).unwrap()).unwrap();
     let table = loaded.table().expect("the component declares its columns");
     assert_eq!(table.columns, ["section", "dt", "hr"]);
 }
 
 #[test]
-fn python_and_rust_agree_on_every_hostile_record() {
-    let python = load(&std::fs::read(python_retail_wasm()).unwrap()).unwrap();
+fn python_js_and_rust_agree_on_every_hostile_record() {
     let rust = load(&std::fs::read(retail_wasm()).unwrap()).unwrap();
+    for (name, module) in [("python", python_retail_wasm()), ("js", js_retail_wasm())] {
+        let component = load(&std::fs::read(module).unwrap()).unwrap();
+        agrees_with_rust(name, &component, &rust);
+    }
+}
+
+fn agrees_with_rust(name: &str, component: &WasmTransform, rust: &WasmTransform) {
     let mut records: Vec<Vec<u8>> = Vec::new();
     for dir in ["hostile", "invalid", "valid"] {
         let mut files: Vec<_> = std::fs::read_dir(data_dir().join(dir))
@@ -74,15 +87,15 @@ fn python_and_rust_agree_on_every_hostile_record() {
     assert!(records.len() > 100, "{}", records.len());
     let refs: Vec<&[u8]> = records.iter().map(Vec::as_slice).collect();
     let batch = batch_of(&refs, 1);
-    let (python, rust) = (outcomes(&python, &batch), outcomes(&rust, &batch));
-    let differ: Vec<_> = python
+    let (component, rust) = (outcomes(component, &batch), outcomes(rust, &batch));
+    let differ: Vec<_> = component
         .iter()
         .zip(&rust)
         .filter(|(p, r)| p != r)
         .map(|(p, r)| {
             let data = String::from_utf8_lossy(&records[p.0]);
             format!(
-                "{}: python {} rust {}",
+                "{}: {name} {} rust {}",
                 &data[..data.len().min(120)],
                 p.1,
                 r.1
@@ -115,10 +128,34 @@ def route(record):
     return weir.accept(kind=text)
 "#;
 
+const HOSTILE_JS: &str = r#"
+import * as weir from "./weir.js";
+
+weir.transform({ columns: ["kind"] }, (record) => {
+  const text = record.text();
+  if (text === "boom") throw new Error("boom on purpose");
+  if (text === "loop") for (;;) {}
+  if (text === "alloc") {
+    const hog = [];
+    for (let i = 0; i < 256; i++) hog.push(new ArrayBuffer(16 << 20));
+  }
+  if (text === "other-column") return weir.accept({ other: "x" });
+  if (text === "surrogate") return weir.accept({ kind: "\ud800" });
+  if (text === "chatty") for (let i = 0; i < 1000; i++) weir.log(`line ${i}`);
+  return weir.accept({ kind: text });
+});
+"#;
+
 #[test]
-fn a_python_transform_fails_only_the_records_it_raises_loops_or_allocates_on() {
+fn a_python_or_js_transform_fails_only_the_records_it_raises_loops_or_allocates_on() {
+    for (file, source) in [("transform.py", HOSTILE_PY), ("transform.js", HOSTILE_JS)] {
+        fails_only_its_own_records(file, source);
+    }
+}
+
+fn fails_only_its_own_records(file: &str, source: &str) {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("transform.py"), HOSTILE_PY).unwrap();
+    std::fs::write(dir.path().join(file), source).unwrap();
     let module = build_project(dir.path());
     let transform = load(&std::fs::read(module).unwrap()).unwrap();
     let records: &[&[u8]] = &[
@@ -152,12 +189,13 @@ fn a_python_transform_fails_only_the_records_it_raises_loops_or_allocates_on() {
     .enumerate()
     .map(|(i, s)| (i, s.to_string()))
     .collect();
-    assert_eq!(got, want);
+    assert_eq!(got, want, "{file}");
     // The same records one by one (a fresh session each): the same outcomes, whatever their
     // neighbours were.
     for (i, record) in records.iter().enumerate() {
         let alone = outcomes(&transform, &batch_of(&[record], 1));
-        assert_eq!(alone[0].1, want[i].1, "{}", String::from_utf8_lossy(record));
+        let record = String::from_utf8_lossy(record);
+        assert_eq!(alone[0].1, want[i].1, "{file}: {record}");
     }
     let sorted = transform_batch(
         &batch_of(&[b"boom"], 1),
@@ -211,11 +249,46 @@ class WitWorld(wit_world.WitWorld):
         return out
 "#;
 
+/// The same guest in JavaScript.
+const RAW_JS: &str = r#"
+let poisoned = false;
+const accepted = (partition) => ({ tag: "accept", val: { partition, body: undefined } });
+const ok = (text) => accepted([{ name: "kind", value: poisoned ? "poisoned" : text }]);
+
+export function columns() {
+  return ["kind"];
+}
+
+export function transformBatch(records) {
+  const out = [];
+  for (const record of records) {
+    const text = new TextDecoder().decode(record.data);
+    if (text === "two") out.push(ok(text), ok(text));
+    else if (text === "none") return [];
+    else if (text === "no-segment") out.push(accepted([]));
+    else if (text === "nine-segments") out.push(accepted(Array(9).fill({ name: "kind", value: "x" })));
+    else if (text === "reject") out.push({ tag: "reject", val: { code: "nope", message: "rejected on purpose" } });
+    else if (text === "error-and-go-on") {
+      poisoned = true;
+      out.push({ tag: "error", val: "raised, then carried on" });
+    } else if (text === "trap") throw new Error("uncaught, past the SDK");
+    else out.push(ok(text));
+  }
+  return out;
+}
+"#;
+
 #[test]
 fn malformed_answers_fail_their_record_alone() {
     let dir = tempfile::tempdir().unwrap();
-    let module = componentize(dir.path(), RAW_PY, None, true);
-    let transform = load(&module).unwrap();
+    let python = componentize(&dir.path().join("py"), RAW_PY, None, true);
+    // componentize-py traps on an exception it does not catch.
+    answers_malformed_alone(&load(&python).unwrap(), "trap/unreachable");
+    let js = componentize_js_module(&dir.path().join("js"), RAW_JS, None, false);
+    answers_malformed_alone(&load(&js).unwrap(), "trap/unreachable");
+}
+
+fn answers_malformed_alone(transform: &WasmTransform, uncaught: &str) {
     let records: &[&[u8]] = &[
         b"a",
         b"two",
@@ -229,7 +302,7 @@ fn malformed_answers_fail_their_record_alone() {
         b"trap",
         b"d",
     ];
-    let got: Vec<String> = outcomes(&transform, &batch_of(records, 1))
+    let got: Vec<String> = outcomes(transform, &batch_of(records, 1))
         .into_iter()
         .map(|(_, outcome)| outcome)
         .collect();
@@ -245,14 +318,14 @@ fn malformed_answers_fail_their_record_alone() {
             "invalid_output/too_many_segments",
             "rejected/nope",
             "trap/exception",
-            "trap/unreachable", // componentize-py traps on an exception it does not catch
+            uncaught,
             "kind=d",
         ]
     );
     // A guest that answers an error and goes on: the records after it are run again in a
     // fresh instance, not taken from the one that failed.
     let records: &[&[u8]] = &[b"x", b"error-and-go-on", b"y"];
-    let got: Vec<String> = outcomes(&transform, &batch_of(records, 1))
+    let got: Vec<String> = outcomes(transform, &batch_of(records, 1))
         .into_iter()
         .map(|(_, outcome)| outcome)
         .collect();
@@ -294,6 +367,23 @@ fn components_that_break_the_contract_are_refused_at_load() {
     let err = load(&columns).expect_err("unusable columns are refused");
     assert!(matches!(err, LoadError::Columns(_)), "{err}");
 
+    // The same from JavaScript: the engine's WASI left in, and another world.
+    let wasi_js = componentize_js_module(&dir.path().join("wasi-js"), RAW_JS, None, true);
+    let err = load(&wasi_js).expect_err("a WASI import is refused");
+    assert!(
+        matches!(&err, LoadError::ForbiddenComponentImport { name } if name.starts_with("wasi:")),
+        "{err}"
+    );
+    let other_js = "export function hello() { return 'hi'; }\n";
+    let other = componentize_js_module(
+        &dir.path().join("other-js"),
+        other_js,
+        Some(other_wit),
+        false,
+    );
+    let err = load(&other).expect_err("another world is refused");
+    assert!(matches!(err, LoadError::WrongWorld(_)), "{err}");
+
     // Over the size limit.
     let limits = TransformLimits {
         max_module_bytes: 1 << 20,
@@ -306,7 +396,13 @@ fn components_that_break_the_contract_are_refused_at_load() {
 
 #[test]
 fn a_precompiled_component_loads_and_answers_like_the_component() {
-    let bytes = std::fs::read(python_retail_wasm()).unwrap();
+    for module in [python_retail_wasm(), js_retail_wasm()] {
+        precompiled_answers_alike(&module);
+    }
+}
+
+fn precompiled_answers_alike(module: &std::path::Path) {
+    let bytes = std::fs::read(module).unwrap();
     let artifact = weir::transform::precompile(&bytes, &weir::transform::host_target()).unwrap();
     assert_eq!(artifact.key, weir::transform::artifact_key());
     let compiled = load(&bytes).unwrap();

@@ -2,10 +2,11 @@
 //! build it into the module the registry publishes (`weir transform new` and `build`).
 //!
 //! A project's language is told by its files: `Cargo.toml` is Rust (a core module, ABI v1),
-//! `transform.py` is Python (a component of the `weir:transform` world). Its name is its
-//! directory's. Both build to `build/<name>.wasm`, and both carry `cases/`, the contract cases
-//! publishing checks.
+//! `transform.py` is Python and `transform.js` JavaScript (components of the `weir:transform`
+//! world). Its name is its directory's. All build to `build/<name>.wasm`, and all carry
+//! `cases/`, the contract cases publishing checks.
 
+mod js;
 mod python;
 mod rust;
 
@@ -20,6 +21,8 @@ pub enum Lang {
     Rust,
     /// A Python module on the `weir` SDK, built with componentize-py.
     Python,
+    /// A JavaScript module on the `weir` SDK, built with ComponentizeJS.
+    Js,
 }
 
 impl Lang {
@@ -29,11 +32,14 @@ impl Lang {
             Ok(Self::Rust)
         } else if dir.join(python::MODULE_FILE).is_file() {
             Ok(Self::Python)
+        } else if dir.join(js::MODULE_FILE).is_file() {
+            Ok(Self::Js)
         } else {
             bail!(
-                "{} holds no transform project (no Cargo.toml or {}): start one with `weir transform new`",
+                "{} holds no transform project (no Cargo.toml, {} or {}): start one with `weir transform new`",
                 dir.display(),
-                python::MODULE_FILE
+                python::MODULE_FILE,
+                js::MODULE_FILE
             )
         }
     }
@@ -65,6 +71,10 @@ pub fn new_project(name: &str, lang: Lang, dir: &Path, options: &NewOptions) -> 
             python::scaffold(dir)?;
             ("Python", "python -m pytest")
         }
+        Lang::Js => {
+            js::scaffold(name, dir)?;
+            ("JavaScript", "node --test")
+        }
     };
     let readme = include_str!("templates/README.md")
         .replace("{name}", name)
@@ -76,7 +86,8 @@ pub fn new_project(name: &str, lang: Lang, dir: &Path, options: &NewOptions) -> 
 }
 
 /// Builds the project in `dir` into `build/<name>.wasm`, installing what it can (the wasm
-/// target; componentize-py into `.weir/venv`). Returns the module's path.
+/// target; componentize-py into `.weir/venv`; ComponentizeJS into `.weir/toolchain`).
+/// Returns the module's path.
 pub fn build(dir: &Path) -> anyhow::Result<PathBuf> {
     let name = project_name(dir)?;
     let out = dir.join("build").join(format!("{name}.wasm"));
@@ -84,6 +95,7 @@ pub fn build(dir: &Path) -> anyhow::Result<PathBuf> {
     match Lang::detect(dir)? {
         Lang::Rust => rust::build(dir, &out)?,
         Lang::Python => python::build(dir, &out)?,
+        Lang::Js => js::build(dir, &out)?,
     }
     Ok(out)
 }

@@ -60,7 +60,7 @@ pub enum LoadError {
     },
     /// The component imports something other than the `weir:transform` world's `log`.
     #[error(
-        "the component imports `{name}`, which transforms may not use (only the weir:transform world's `log`: no WASI, files, network, environment or clock; componentize-py needs --stub-wasi, which `weir transform build` passes)"
+        "the component imports `{name}`, which transforms may not use (only the weir:transform world's `log`: no WASI, files, network, environment or clock; componentize-py needs --stub-wasi and ComponentizeJS disableFeatures, which `weir transform build` passes)"
     )]
     ForbiddenComponentImport {
         /// The import's name.
