@@ -255,7 +255,7 @@ def table(rows):
     lines = [header, "| " + " | ".join(["---:"] * 10) + " |"]
     for r in rows:
         lines.append(
-            f"| {r['events_per_second']:,} | {r['window_s']:g} s | {r['mean_batch']:,} "
+            f"| {r['events_per_second']:,g} | {r['window_s']:g} s | {r['mean_batch']:,.0f} "
             f"| {r['s3_puts_per_gb']:,} | {r['lambda_requests_per_gb']:,} | {r['gb_seconds_per_gb']} "
             f"| ${r['usd_per_gb']:.4f} | {r['latency_p50_s']} / {r['latency_p99_s']} s "
             f"| {r['objects_per_partition_hour']} | ${r['firehose_usd_per_gb']:.3f} ({r['firehose_latency_s']:g} s) |")
