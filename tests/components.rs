@@ -91,23 +91,9 @@ fn build_retail(name: &str, file: &str) -> PathBuf {
 /// Componentizes the Python module `source` (named `app`) for `wit` (default: Weir's world),
 /// with or without componentize-py's WASI stubs; returns the component.
 pub fn componentize(dir: &Path, source: &str, wit: Option<&str>, stub_wasi: bool) -> Vec<u8> {
-    std::fs::create_dir_all(dir.join("wit")).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("app.py"), source).unwrap();
-    let (wit_dir, world) = match wit {
-        Some(text) => {
-            std::fs::write(dir.join("wit/world.wit"), text).unwrap();
-            let world = text
-                .split_once("world ")
-                .and_then(|(_, rest)| rest.split_whitespace().next())
-                .expect("the WIT names a world")
-                .to_owned();
-            (dir.join("wit"), world)
-        }
-        None => (
-            workspace_root().join("guest-sdk/wit"),
-            "transform".to_owned(),
-        ),
-    };
+    let (wit_dir, world) = wit_and_world(dir, wit);
     let out = dir.join("app.wasm");
     let mut command = Command::new(componentize_py());
     command
@@ -132,23 +118,9 @@ pub fn componentize(dir: &Path, source: &str, wit: Option<&str>, stub_wasi: bool
 /// Componentizes the JavaScript module `source` with ComponentizeJS itself, no SDK between it
 /// and the world (default: Weir's), with or without the engine's WASI features.
 pub fn componentize_js_module(dir: &Path, source: &str, wit: Option<&str>, wasi: bool) -> Vec<u8> {
-    std::fs::create_dir_all(dir.join("wit")).unwrap();
+    std::fs::create_dir_all(dir).unwrap();
     std::fs::write(dir.join("app.js"), source).unwrap();
-    let (wit_dir, world) = match wit {
-        Some(text) => {
-            std::fs::write(dir.join("wit/world.wit"), text).unwrap();
-            let world = text
-                .split_once("world ")
-                .and_then(|(_, rest)| rest.split_whitespace().next())
-                .expect("the WIT names a world")
-                .to_owned();
-            (dir.join("wit"), world)
-        }
-        None => (
-            workspace_root().join("guest-sdk/wit"),
-            "transform".to_owned(),
-        ),
-    };
+    let (wit_dir, world) = wit_and_world(dir, wit);
     let library = componentize_js()
         .join("node_modules/@bytecodealliance/componentize-js/src/componentize.js");
     let disabled = if wasi {
@@ -177,4 +149,23 @@ pub fn componentize_js_module(dir: &Path, source: &str, wit: Option<&str>, wasi:
         String::from_utf8_lossy(&output.stderr)
     );
     std::fs::read(dir.join("app.wasm")).unwrap()
+}
+
+/// The WIT directory and world to build for: `wit` written into `dir/wit` (its first world),
+/// or Weir's.
+fn wit_and_world(dir: &Path, wit: Option<&str>) -> (PathBuf, String) {
+    let Some(text) = wit else {
+        return (
+            workspace_root().join("guest-sdk/wit"),
+            "transform".to_owned(),
+        );
+    };
+    std::fs::create_dir_all(dir.join("wit")).unwrap();
+    std::fs::write(dir.join("wit/world.wit"), text).unwrap();
+    let world = text
+        .split_once("world ")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .expect("the WIT names a world")
+        .to_owned();
+    (dir.join("wit"), world)
 }

@@ -8,7 +8,8 @@ use weir::batch::sort::transform_batch;
 use weir::source::record::Batch;
 use weir::transform::{LoadError, TransformLimits, WasmTransform};
 use weir_tests::components::{
-    build_project, componentize, componentize_js_module, js_retail_wasm, python_retail_wasm,
+    build_project, componentize, componentize_js, componentize_js_module, js_retail_wasm,
+    python_retail_wasm,
 };
 use weir_tests::{batch_of, data_dir, retail_wasm, weir_bin};
 
@@ -383,15 +384,46 @@ fn components_that_break_the_contract_are_refused_at_load() {
     );
     let err = load(&other).expect_err("another world is refused");
     assert!(matches!(err, LoadError::WrongWorld(_)), "{err}");
+    let js_dir = dir.path().join("init-js");
+    let throwing = RAW_JS.replace(
+        "  return [\"kind\"];",
+        "  throw new Error(\"no columns today\");",
+    );
+    let init = componentize_js_module(&js_dir, &throwing, None, false);
+    let err = load(&init).expect_err("a throw in columns is refused");
+    assert!(matches!(err, LoadError::Instantiate(_)), "{err}");
+    let bad = RAW_JS.replace("return [\"kind\"];", "return [\"Kind/../x\"];");
+    let columns = componentize_js_module(&dir.path().join("columns-js"), &bad, None, false);
+    let err = load(&columns).expect_err("unusable columns are refused");
+    assert!(matches!(err, LoadError::Columns(_)), "{err}");
+    // A transform that throws while its module loads cannot be built: the build says why.
+    let project = dir.path().join("top-level-js");
+    std::fs::create_dir_all(&project).unwrap();
+    std::fs::write(
+        project.join("transform.js"),
+        "throw new Error(\"broken at load\");\n",
+    )
+    .unwrap();
+    let build = std::process::Command::new(weir_bin())
+        .args(["transform", "build"])
+        .arg(&project)
+        .env("WEIR_COMPONENTIZE_JS", componentize_js())
+        .output()
+        .unwrap();
+    assert!(!build.status.success());
+    let stderr = String::from_utf8_lossy(&build.stderr);
+    assert!(stderr.contains("broken at load"), "{stderr}");
 
     // Over the size limit.
     let limits = TransformLimits {
         max_module_bytes: 1 << 20,
         ..TransformLimits::default()
     };
-    let err = WasmTransform::from_bytes("big", &wasi, limits)
-        .expect_err("an oversized component is refused");
-    assert!(matches!(err, LoadError::TooLarge { .. }), "{err}");
+    for component in [&wasi, &wasi_js] {
+        let err = WasmTransform::from_bytes("big", component, limits)
+            .expect_err("an oversized component is refused");
+        assert!(matches!(err, LoadError::TooLarge { .. }), "{err}");
+    }
 }
 
 #[test]
