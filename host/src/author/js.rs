@@ -113,7 +113,7 @@ fn stage(from: &Path, to: &Path) -> anyhow::Result<()> {
 }
 
 /// `$WEIR_COMPONENTIZE_JS` (a directory holding the toolchain, installed), or `.weir/toolchain`,
-/// installed there with `npm ci` on first use.
+/// installed there with `npm ci` on first use and again when this `weir` pins another lockfile.
 fn toolchain(work: &Path) -> anyhow::Result<PathBuf> {
     if let Some(path) = std::env::var_os("WEIR_COMPONENTIZE_JS") {
         let path = PathBuf::from(path);
@@ -132,10 +132,10 @@ fn toolchain(work: &Path) -> anyhow::Result<PathBuf> {
     for (file, text) in TOOLCHAIN {
         write(&dir, file, text)?;
     }
-    if !dir
-        .join("node_modules/@bytecodealliance/componentize-js")
-        .is_dir()
-    {
+    // What the installed tree was installed from: the lockfile, kept beside it.
+    let installed = dir.join("node_modules/.weir-lock.json");
+    let lock = TOOLCHAIN[1].1;
+    if std::fs::read_to_string(&installed).ok().as_deref() != Some(lock) {
         eprintln!("installing componentize-js into {} (once)", dir.display());
         run(
             Command::new("npm")
@@ -143,6 +143,7 @@ fn toolchain(work: &Path) -> anyhow::Result<PathBuf> {
                 .current_dir(&dir),
             "npm ci",
         )?;
+        std::fs::write(&installed, lock)?;
     }
     Ok(dir.canonicalize()?)
 }
