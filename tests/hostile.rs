@@ -1,5 +1,6 @@
 //! The hostile-input corpus, `tests/data/hostile/`: its manifest, and the cases too big or too
-//! binary to commit, generated at test time (10 MB records, broken KPL aggregates).
+//! binary to commit, generated at test time (10 MB records, broken KPL aggregates and gzip
+//! frames).
 //!
 //! `manifest.json` maps each case to its expected outcome:
 //! `{"expect": "lake", "partition": "section=…/dt=…/hr=…"}` (a list of partitions for an
@@ -10,7 +11,7 @@
 use md5::{Digest, Md5};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use weir::source::kinesis::{UserRecord, aggregate};
+use weir::source::kinesis::{UserRecord, aggregate, compress};
 
 /// The corpus directory.
 pub fn dir() -> std::path::PathBuf {
@@ -74,6 +75,25 @@ pub fn case_bytes(name: &str, case: &Value) -> Vec<u8> {
             user(event("a/b=c", "")),
             user(b"not json".to_vec()),
         ]),
+        "gzip_hostile_events" => compress([
+            &event("../../etc", "")[..],
+            &event("a/b=c", ""),
+            b"not json",
+        ]),
+        "gzip_bomb" => compress([&vec![b' '; number("bytes")][..]]),
+        "gzip_cut" => {
+            let mut whole = sample_frame();
+            whole.truncate(number("keep"));
+            whole
+        }
+        "gzip_bad_crc" => {
+            let mut whole = sample_frame();
+            let crc = whole.len() - 8;
+            whole[crc] ^= 0x55;
+            whole
+        }
+        "gzip_blank_lines" => compress([&b""[..], b"\r", b""]),
+        "gzip_magic_then_json" => [&[0x1f, 0x8b, 0x08][..], &event("A", "")].concat(),
         other => panic!("{name}: unknown generator {other}"),
     }
 }
@@ -100,6 +120,11 @@ fn sample_aggregate() -> Vec<u8> {
         user(event("B", "")),
         user(event("C", "")),
     ])
+}
+
+/// Three valid events as one gzip frame.
+fn sample_frame() -> Vec<u8> {
+    compress([&event("A", "")[..], &event("B", ""), &event("C", "")])
 }
 
 /// `magic || body || md5(body)`: a well-formed frame around any body.

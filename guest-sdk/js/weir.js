@@ -29,6 +29,8 @@ const REPEATED = Symbol.for("weir.repeated");
 const COLUMN = /^[a-z0-9_]{1,64}$/;
 /** Nesting deeper than this is refused, as the Rust SDK (serde_json) refuses it. */
 const MAX_DEPTH = 128;
+const DECODER = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
+const ENCODER = new TextEncoder();
 
 /** One record from the stream. */
 export class Record {
@@ -40,7 +42,7 @@ export class Record {
    *   transform's only clock
    */
   constructor(data, partitionKey = "", sequenceNumber = "", arrivalMs = 0) {
-    this.data = typeof data === "string" ? new TextEncoder().encode(data) : data;
+    this.data = typeof data === "string" ? ENCODER.encode(data) : data;
     this.partitionKey = partitionKey;
     this.sequenceNumber = sequenceNumber;
     this.arrivalMs = arrivalMs;
@@ -49,7 +51,7 @@ export class Record {
   /** The data as UTF-8 text; rejects (`invalid_json`) data that is not UTF-8. */
   text() {
     try {
-      return new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(this.data);
+      return DECODER.decode(this.data);
     } catch (error) {
       throw reject("invalid_json", `the record is not UTF-8: ${error.message}`);
     }
@@ -58,8 +60,9 @@ export class Record {
   /**
    * The data as one strict JSON value (RFC 8259): UTF-8 without a byte-order mark, no NaN or
    * Infinity, no lone surrogates, at most 128 levels deep, nothing after the value. Objects
-   * have no prototype and remember repeated keys, which `field` refuses. Anything else is
-   * rejected with `invalid_json`.
+   * are plain objects, as `JSON.parse` makes them (a `__proto__` key is an own property), and
+   * remember repeated keys, which `field` refuses. Anything else is rejected with
+   * `invalid_json`.
    */
   json() {
     const text = this.text();
@@ -74,8 +77,89 @@ export class Record {
   }
 }
 
-/** Parses strict JSON; a SyntaxError names what is wrong and where. */
+/**
+ * Parses strict JSON; a SyntaxError says what is wrong. The engine's `JSON.parse` does the work
+ * (it reads RFC 8259 and nothing else, natively); what it lets through is checked after, in
+ * one walk: nesting, lone surrogates (decoded text has them only from `\u` escapes) and
+ * repeated keys (its objects keep the last). A text whose keys did repeat is read again by
+ * `parseRecordingRepeats`, which notes them.
+ */
 function parseJson(text) {
+  const value = JSON.parse(text);
+  const keys = isContainer(value) ? walk(value, 0) : 0;
+  if (text.includes("\\u")) refuseLoneSurrogates(value);
+  if (keys > 0 && keys !== keysIn(text)) return parseRecordingRepeats(text);
+  return value;
+}
+
+function isContainer(value) {
+  return typeof value === "object" && value !== null;
+}
+
+/**
+ * Checks the nesting below a container; returns the number of object keys in it. Interpreted
+ * on every record, so it does as little as it can: no calls for scalars.
+ */
+function walk(container, depth) {
+  if (depth >= MAX_DEPTH) throw new SyntaxError(`nested deeper than ${MAX_DEPTH} levels`);
+  const items = Array.isArray(container) ? container : Object.values(container);
+  let keys = items === container ? 0 : items.length;
+  for (let i = 0; i < items.length; i++) {
+    const item = items[i];
+    if (typeof item === "object" && item !== null) keys += walk(item, depth + 1);
+  }
+  return keys;
+}
+
+/** Whether a string is Unicode text: no lone surrogate, which only a `\\u` escape can write. */
+const wellFormed = String.prototype.isWellFormed
+  ? (text) => text.isWellFormed()
+  : (text) => !LONE_SURROGATE.test(text);
+
+/** Refuses a string or key holding a lone surrogate. */
+function refuseLoneSurrogates(value) {
+  const strings = [value];
+  while (strings.length > 0) {
+    const item = strings.pop();
+    if (typeof item === "string") {
+      if (!wellFormed(item)) throw new SyntaxError("lone surrogate in \\u escape");
+    } else if (isContainer(item)) {
+      strings.push(...(Array.isArray(item) ? item : Object.entries(item).flat()));
+    }
+  }
+}
+
+/**
+ * How many keys valid JSON `text` writes: outside strings, a colon follows each key. Split at
+ * quotes (natively: a regular expression over the text costs several times more, interpreted),
+ * the pieces are by turns outside and inside strings, but for a quote escaped inside a string,
+ * which an odd run of backslashes before it tells.
+ */
+function keysIn(text) {
+  const pieces = text.split('"');
+  let keys = 0;
+  let inside = false;
+  for (let i = 0; i < pieces.length; i++) {
+    const piece = pieces[i];
+    if (!inside) {
+      for (let at = piece.indexOf(":"); at >= 0; at = piece.indexOf(":", at + 1)) keys++;
+    } else if (piece.endsWith("\\") && escapesNext(piece)) {
+      continue;
+    }
+    inside = !inside;
+  }
+  return keys;
+}
+
+/** Whether `piece` ends in an odd run of backslashes (so the character after it is escaped). */
+function escapesNext(piece) {
+  let run = 0;
+  while (piece.charCodeAt(piece.length - 1 - run) === 0x5c) run++;
+  return run % 2 === 1;
+}
+
+/** Parses strict JSON character by character, noting each object's repeated keys. */
+function parseRecordingRepeats(text) {
   let at = 0;
   const fail = (what) => {
     throw new SyntaxError(`${what} at character ${at}`);
@@ -171,7 +255,7 @@ function parseJson(text) {
   };
   const object = (depth) => {
     at++;
-    const obj = Object.create(null);
+    const obj = {};
     space();
     if (text[at] === "}") {
       at++;
@@ -190,7 +274,8 @@ function parseJson(text) {
         }
         obj[REPEATED].add(key);
       }
-      obj[key] = item;
+      // As JSON.parse defines them: `__proto__` is a key like any other.
+      Object.defineProperty(obj, key, { value: item, writable: true, enumerable: true, configurable: true });
       space();
       const next = text[at++];
       if (next === "}") return obj;
@@ -283,21 +368,22 @@ const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[
  * JSON value on one line, or an object or array to serialise.
  */
 export function accept(partition, body = undefined) {
-  const segments = Object.entries(partition).map(([name, value]) => {
-    const text = String(value);
-    if (LONE_SURROGATE.test(text)) {
+  const segments = [];
+  for (const name of Object.keys(partition)) {
+    const text = String(partition[name]);
+    if (!wellFormed(text)) {
       throw new TypeError(`partition value for ${name} is not Unicode text (a lone surrogate)`);
     }
-    return [name, text];
-  });
+    segments.push([name, text]);
+  }
   return { [ANSWER]: "accept", partition: segments, body: body === undefined ? undefined : bodyBytes(body) };
 }
 
 function bodyBytes(body) {
   if (typeof body === "object" && !(body instanceof Uint8Array) && body !== null) {
-    return new TextEncoder().encode(JSON.stringify(body));
+    return ENCODER.encode(JSON.stringify(body));
   }
-  const raw = typeof body === "string" ? new TextEncoder().encode(body) : body;
+  const raw = typeof body === "string" ? ENCODER.encode(body) : body;
   const text = new Record(raw).text();
   if (text.includes("\n") || text.includes("\r")) {
     throw new TypeError("a replacement body must be on one line");
@@ -320,8 +406,8 @@ export function parseRfc3339(text) {
       : null;
   if (match === null) return null;
   const [, y, mo, d, h, mi, s, fraction, , sign, offH, offM] = match;
-  const [year, month, day, hour, minute] = [y, mo, d, h, mi].map(Number);
-  let second = Number(s);
+  const [year, month, day, hour, minute] = [+y, +mo, +d, +h, +mi];
+  let second = +s;
   let millis = Number((fraction ?? "0").slice(0, 3).padEnd(3, "0"));
   if (month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return null;
   if (hour > 23 || minute > 59 || second > 60) return null;
@@ -334,10 +420,17 @@ export function parseRfc3339(text) {
 
 /** The UTC day of a time in milliseconds since the epoch: `YYYY-MM-DD`. */
 export function utcDate(millis) {
-  const [year, month, day] = civilFromDays(Math.floor(millis / 86_400_000));
-  const pad = (n, width) => String(n).padStart(width, "0");
-  return `${pad(year, 4)}-${pad(month, 2)}-${pad(day, 2)}`;
+  const days = Math.floor(millis / 86_400_000);
+  // A batch's events mostly share a day: the interpreter in WebAssembly makes this worth it.
+  if (days !== lastDate.days) {
+    const [year, month, day] = civilFromDays(days);
+    const pad = (n, width) => String(n).padStart(width, "0");
+    lastDate.days = days;
+    lastDate.text = `${pad(year, 4)}-${pad(month, 2)}-${pad(day, 2)}`;
+  }
+  return lastDate.text;
 }
+const lastDate = { days: NaN, text: "" };
 
 /** The UTC hour of a time in milliseconds since the epoch: `00`-`23`. */
 export function utcHour(millis) {
@@ -422,8 +515,16 @@ export function run(record) {
     const i = columns.indexOf(name);
     return i < 0 ? columns.length : i;
   };
+  if (inOrder(answer.partition, columns)) return answer;
   const partition = [...answer.partition].sort((a, b) => rank(a[0]) - rank(b[0]));
   return { ...answer, partition };
+}
+
+/** Whether the segments name exactly the columns, in their order (the usual case). */
+function inOrder(segments, columns) {
+  if (segments.length !== columns.length) return false;
+  for (let i = 0; i < columns.length; i++) if (segments[i][0] !== columns[i]) return false;
+  return true;
 }
 
 /** The partition columns the module's transform declared. */

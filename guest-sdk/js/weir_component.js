@@ -33,6 +33,7 @@ function outcome(input) {
   if (isReject(answer)) {
     return { tag: "reject", val: { code: String(answer.code), message: String(answer.reason) } };
   }
-  const partition = answer.partition.map(([name, value]) => ({ name, value }));
+  const partition = [];
+  for (const [name, value] of answer.partition) partition.push({ name, value });
   return { tag: "accept", val: { partition, body: answer.body } };
 }

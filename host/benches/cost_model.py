@@ -6,7 +6,9 @@ ParallelizationFactor), this:
 
 1. plays the producer and the event source mapping in simulated time: events arrive evenly;
    with KPL aggregation (--aggregate-ms) the producer packs the events of each buffering
-   interval into one Kinesis record of at most --aggregate-max-bytes; a lane's batch closes when
+   interval into one Kinesis record of at most --aggregate-max-bytes; with gzip frames
+   (--gzip-ms) it compresses them into one record instead, its size measured by compressing
+   the events for real; a lane's batch closes when
    it holds BatchSize Kinesis records, would pass the 6 MB invocation payload, or its window has
    run since its first record (ParallelizationFactor splits a shard into lanes by partition
    key). The payload counts what Lambda sends: each record's JSON envelope (event id, ARNs,
@@ -21,6 +23,7 @@ no GET), the function's memory size, and the prices below. Run by scripts/bench-
 """
 
 import argparse
+import gzip
 import json
 import os
 import random
@@ -53,8 +56,14 @@ SECTIONS = ["Electronics", "Beauty-Products", "Home-Decor", "Books", "Garden", "
 START = 1_764_547_200  # 2025-12-01T00:00:00Z, an hour boundary
 
 
-def event(i, arrival, rng, size, sections):
-    """One retail event of about `size` bytes, its event time the arrival time."""
+# The padding's words: events carry text (names, paths, user agents) that compresses like prose,
+# not like one repeated byte.
+WORDS = [f"{a}{b}{c}" for a in "bcdfghklmnprstvw" for b in "aeiou" for c in "lnrstx"]
+
+
+def event(i, arrival, size, sections):
+    """Retail event `i` of about `size` bytes, its event time the arrival time."""
+    rng = random.Random(i)
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(arrival))
     body = {
         "metadata": {"uuid": f"{i:012x}", "section": rng.choice(SECTIONS[:sections]),
@@ -62,7 +71,10 @@ def event(i, arrival, rng, size, sections):
         "payload": {"userid": str(rng.randrange(100_000)), "page": "/cart", "pad": ""},
     }
     line = json.dumps(body, separators=(",", ":"))
-    body["payload"]["pad"] = "x" * max(0, size - len(line) - 1)
+    words = []
+    while len(line) + sum(len(w) + 1 for w in words) < size:
+        words.append(rng.choice(WORDS))
+    body["payload"]["pad"] = " ".join(words)[: max(0, size - len(line) - 1)]
     return json.dumps(body, separators=(",", ":"))
 
 
@@ -83,13 +95,18 @@ def envelope_bytes(partition_key_bytes):
     return len(json.dumps(record, separators=(",", ":"))) + 1  # and the comma between records
 
 
-def produce(rate, seconds, size, aggregate_s, aggregate_max):
+def produce(args, rate, seconds):
     """Kinesis records as the producer writes them: [(arrival in Kinesis, data bytes, [(event
-    index, event time)])]. Without aggregation one event per record; with it (the KPL), the
-    events of each buffering interval in one record, flushed early when the next would pass
-    `aggregate_max` (a KPL aggregate: 4-byte magic, protobuf, 16-byte MD5 trailer)."""
+    index, event time)])]. Without aggregation one event per record; with the KPL's, the events
+    of each buffering interval in one record, flushed early when the next would pass
+    `aggregate_max` (a KPL aggregate: 4-byte magic, protobuf, 16-byte MD5 trailer); with gzip
+    frames, the events of each interval compressed into one record."""
+    size, aggregate_s, aggregate_max = (args.event_bytes, args.aggregate_ms / 1000,
+                                        args.aggregate_max_bytes)
     count = int(rate * seconds)
     times = [START + i / rate for i in range(count)]
+    if args.gzip_ms > 0:
+        return gzip_frames(args, times, args.gzip_ms / 1000)
     if aggregate_s <= 0:
         return [(t, size, [(i, t)]) for i, t in enumerate(times)]
     records, events, started, nbytes = [], [], 0.0, 0
@@ -104,6 +121,31 @@ def produce(rate, seconds, size, aggregate_s, aggregate_max):
         nbytes += per_event
     if events:
         records.append((started + aggregate_s, nbytes, events))
+    return records
+
+
+def gzip_frames(args, times, interval):
+    """One gzip frame per interval, as `weir send --gzip` writes them (each line an event),
+    split when it would pass 1 MiB of raw events (a frame must stay below Kinesis' 1 MiB).
+    The function's CPU to expand them is measured here (zlib; the host's zlib-rs is as fast)
+    and kept in `args.expand_cpu`."""
+    records, frame, started = [], [], 0.0
+    def flush(close):
+        text = "".join(event(i, t, args.event_bytes, args.sections) + "\n" for i, t in frame)
+        blob = gzip.compress(text.encode(), 6)
+        before = time.process_time()
+        gzip.decompress(blob)
+        args.expand_cpu += time.process_time() - before
+        records.append((close, len(blob), frame))
+    for i, t in enumerate(times):
+        if frame and (t - started >= interval or len(frame) * args.event_bytes >= 1 << 20):
+            flush(min(t, started + interval))
+            frame = []
+        if not frame:
+            started = t
+        frame.append((i, t))
+    if frame:
+        flush(started + interval)
     return records
 
 
@@ -142,14 +184,13 @@ def play_mapping(records, batch_size, window, lanes, envelope):
 def run_pipeline(args, batches, work):
     """Runs `weir run` over the cuts: (lake objects, failed objects, bytes stored, lake
     partitions, CPU seconds, event bytes)."""
-    rng = random.Random(11)
     inputs = work / "batches"
     inputs.mkdir()
     data_bytes = 0
     for n, (_, batch) in enumerate(batches):
         with open(inputs / f"{n:06}.ndjson", "w") as out:
             for i, arrival in batch:
-                line = event(i, arrival, rng, args.event_bytes, args.sections)
+                line = event(i, arrival, args.event_bytes, args.sections)
                 data_bytes += len(line) + 1
                 out.write(line + "\n")
     lake, failed = work / "lake", work / "failed"
@@ -157,7 +198,7 @@ def run_pipeline(args, batches, work):
     files = sorted(str(f) for f in inputs.iterdir())
     cpu = weir_cpu(args, files, lake, failed)
     # Less what a process start costs (loading the module), which a warm function never pays.
-    (work / "one.ndjson").write_text(event(0, START, rng, args.event_bytes, args.sections) + "\n")
+    (work / "one.ndjson").write_text(event(0, START, args.event_bytes, args.sections) + "\n")
     cpu -= weir_cpu(args, [str(work / "one.ndjson")], work / "l0", work / "f0")
     counts, stored, partitions = {lake: 0, failed: 0}, 0, set()
     for root in (lake, failed):
@@ -193,14 +234,15 @@ def percentile(values, q):
 def measure(args, rate):
     # Enough simulated time for a fair sample, but at most ~200,000 events.
     seconds = min(args.hours * 3600, max(args.window * 20, 200_000 / rate))
-    records = produce(rate, seconds, args.event_bytes, args.aggregate_ms / 1000,
-                      args.aggregate_max_bytes)
+    args.expand_cpu = 0.0
+    records = produce(args, rate, seconds)
     batches = play_mapping(records, args.batch_size, args.window, args.parallelization,
                            envelope_bytes(args.partition_key_bytes))
     work = Path(tempfile.mkdtemp(prefix="weir-cost.", dir=args.scratch))
     try:
         lake_objects, failed_objects, stored, partitions, cpu, data_bytes = run_pipeline(
             args, batches, work)
+        cpu += args.expand_cpu
     finally:
         shutil.rmtree(work, ignore_errors=True)
     invocations = len(batches)
@@ -231,6 +273,8 @@ def measure(args, rate):
         "parallelization": args.parallelization,
         "format": args.format,
         "aggregate_ms": args.aggregate_ms,
+        "gzip_ms": args.gzip_ms,
+        "kinesis_bytes_per_event": round(sum(n for _, n, _ in records) / len(times_of(records)), 1),
         "kinesis_records_per_event": round(len(records) / sum(len(e) for _, _, e in records), 4),
         "mean_batch": round(sum(len(b) for _, b in batches) / invocations, 1),
         "s3_puts_per_gb": round(puts * per_gb),
@@ -248,6 +292,10 @@ def measure(args, rate):
     }
 
 
+def times_of(records):
+    return [t for _, _, events in records for _, t in events]
+
+
 def table(rows):
     header = ("| events/s per shard | window | mean batch | S3 PUTs per GB | Lambda requests per GB "
               "| GB-s per GB | $ per GB | p50 / p99 latency | objects per partition-hour "
@@ -260,6 +308,14 @@ def table(rows):
             f"| ${r['usd_per_gb']:.4f} | {r['latency_p50_s']} / {r['latency_p99_s']} s "
             f"| {r['objects_per_partition_hour']} | ${r['firehose_usd_per_gb']:.3f} ({r['firehose_latency_s']:g} s) |")
     return "\n".join(lines)
+
+
+def producer(args):
+    if args.gzip_ms:
+        return f"gzip frames over {args.gzip_ms:g} ms"
+    if args.aggregate_ms:
+        return f"KPL aggregation over {args.aggregate_ms:g} ms"
+    return "no aggregation"
 
 
 def main():
@@ -280,6 +336,9 @@ def main():
                         help="KPL aggregation: the producer's RecordMaxBufferedTime (0: none)")
     parser.add_argument("--aggregate-max-bytes", type=int, default=51_200,
                         help="KPL AggregationMaxSize (default 51,200, the KPL's)")
+    parser.add_argument("--gzip-ms", type=float, default=0,
+                        help="gzip frames (weir send --gzip): the producer's buffering time "
+                             "(0: none)")
     parser.add_argument("--format", default="json", choices=["json", "json-zstd", "parquet"])
     parser.add_argument("--memory-mb", type=int, default=512, help="the function's memory")
     parser.add_argument("--s3-latency-ms", type=float, default=30,
@@ -296,7 +355,7 @@ def main():
     print(f"assumed: warm function, {args.memory_mb} MB, S3 round trip {args.s3_latency_ms:g} ms, "
           f"{args.event_bytes}-byte events over {args.sections} sections, format {args.format}, "
           f"BatchSize {args.batch_size}, ParallelizationFactor {args.parallelization}, "
-          f"{'KPL aggregation over %g ms' % args.aggregate_ms if args.aggregate_ms else 'no aggregation'}, "
+          f"{producer(args)}, "
           f"{envelope_bytes(args.partition_key_bytes)} bytes of Lambda event per Kinesis record")
     print(table(rows))
     if args.json:

@@ -206,6 +206,34 @@ pub(crate) fn kinesis_event(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_lambda_stores_every_record_of_a_kpl_stream() {
+    stores_every_record_of_a_packed_stream(&["--aggregate", "4"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_lambda_stores_every_record_of_a_gzip_stream() {
+    stores_every_record_of_a_packed_stream(&["--gzip", "4"]).await;
+}
+
+/// Each test case's partition key (its file and line) by its bytes, as `weir send` keys them.
+fn case_keys_by_data() -> std::collections::HashMap<Vec<u8>, String> {
+    let mut keys = std::collections::HashMap::new();
+    for input in weir_tests::aws::data_inputs() {
+        let mut source = weir::source::FileSource::open(std::path::Path::new(&input)).unwrap();
+        while let Some(batch) = source
+            .next_batch(&weir::source::BatchLimits::default())
+            .unwrap()
+        {
+            for record in batch.records {
+                keys.entry(record.data).or_insert(record.partition_key);
+            }
+        }
+    }
+    keys
+}
+
+/// The test data sent packed (KPL aggregates or gzip frames) through the real bootstrap: every
+/// event lands once, where its case says, numbered by its place in its Kinesis record.
+async fn stores_every_record_of_a_packed_stream(packing: &[&str]) {
     let endpoint = endpoint();
     let aws = Aws::connect(&endpoint).await;
     let (stream, lake, failed, registry) = (
@@ -228,7 +256,7 @@ async fn the_lambda_stores_every_record_of_a_kpl_stream() {
         .await
         .unwrap();
 
-    send_test_data(&endpoint, &stream, &["--aggregate", "4"]);
+    send_test_data(&endpoint, &stream, packing);
 
     let api = RuntimeApi::start().await.unwrap();
     let (lake_uri, failed_uri) = (format!("s3://{lake}/events"), format!("s3://{failed}"));
@@ -261,23 +289,35 @@ async fn the_lambda_stores_every_record_of_a_kpl_stream() {
         "no storage failures"
     );
 
-    let sent = aws.read_stream(&stream).await;
+    let mut sent = aws.read_stream(&stream).await;
     assert_eq!(sent.len(), expected_cases().len());
     assert!(
         sent.iter()
             .any(|r| r.position.sub_sequence_number().is_some()),
-        "the stream holds KPL aggregates"
+        "the stream holds packed records"
     );
+    // A gzip frame's events share its Kinesis partition key; the cases are told by their bytes.
+    let cases = case_keys_by_data();
+    for record in &mut sent {
+        record.partition_key = cases[&record.data].clone();
+    }
     let objects = aws.objects(&lake, "events/").await;
     let envelopes = aws.envelopes(&failed, "").await;
     let accounting = account(&sent, &objects, &envelopes);
     assert!(accounting.lost.is_empty(), "lost: {:?}", accounting.lost);
     assert_eq!(accounting.duplicates, 0);
     assert_eq!(check_cases(&sent, &objects, &envelopes), sent.len());
+    // Packed records numbered inside their Kinesis record; one that could not be packed (a
+    // blank or multi-line event in a gzip stream) goes alone.
+    let numbered = |sequence: &str, sub: Option<u32>| {
+        sent.iter().any(|r| {
+            r.position.sequence_number() == sequence && r.position.sub_sequence_number() == sub
+        })
+    };
     assert!(
         envelopes
             .iter()
-            .all(|(_, e)| e.sub_sequence_number.is_some()),
+            .all(|(_, e)| numbered(&e.sequence_number, e.sub_sequence_number)),
         "envelopes keep sub-sequence numbers"
     );
 

@@ -1,7 +1,7 @@
 //! `weir send`: put events from files into a Kinesis stream with PutRecords, as a producer
 //! would, retrying the entries the service refuses.
 
-use crate::source::kinesis::{UserRecord, aggregate};
+use crate::source::kinesis::{MAX_EXPANSION, UserRecord, aggregate, compress, fits_frame};
 use crate::source::record::Record;
 use crate::source::{BatchLimits, FileSource};
 use anyhow::{Context, bail};
@@ -32,6 +32,10 @@ pub(super) struct SendArgs {
     /// Producer Library does.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
     aggregate: Option<u32>,
+    /// Compress up to this many events into each Kinesis record as gzip frames (NDJSON, a line
+    /// each), which the host expands: several times more events per batch, fewer S3 requests.
+    #[arg(long, conflicts_with = "aggregate", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    gzip: Option<u32>,
 }
 
 pub(super) async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
@@ -42,9 +46,10 @@ pub(super) async fn send(args: SendArgs) -> anyhow::Result<ExitCode> {
             events.extend(batch.records);
         }
     }
-    let entries = match args.aggregate {
-        Some(per_record) => aggregated_entries(&events, per_record as usize),
-        None => events
+    let entries = match (args.aggregate, args.gzip) {
+        (Some(per_record), _) => aggregated_entries(&events, per_record as usize),
+        (None, Some(per_frame)) => gzip_entries(&events, per_frame as usize),
+        (None, None) => events
             .iter()
             .map(|e| entry(e.data.clone(), &e.partition_key))
             .collect(),
@@ -124,6 +129,49 @@ fn aggregated_entries(
         bytes += size;
     }
     flush(&mut group);
+    entries
+}
+
+/// Gzip frames of up to `per_frame` events each, at most 1 MiB of events before compression (so
+/// below the record size limit after it). A frame that compresses past what the host expands
+/// is split in two until it does not; one event that still does is sent as it is. So is an
+/// event a frame would change (pretty-printed JSON, a blank one, a trailing `\r`).
+fn gzip_entries(events: &[Record], per_frame: usize) -> Vec<(usize, PutRecordsRequestEntry)> {
+    fn push(group: &[&Record], entries: &mut Vec<(usize, PutRecordsRequestEntry)>) {
+        let frame = compress(group.iter().map(|e| e.data.as_slice()));
+        let raw: usize = group.iter().map(|e| e.data.len() + 1).sum();
+        if raw <= frame.len() * MAX_EXPANSION {
+            entries.push(entry(frame, &group[0].partition_key));
+        } else if let [event] = group {
+            entries.push(entry(event.data.clone(), &event.partition_key));
+        } else {
+            let (left, right) = group.split_at(group.len() / 2);
+            push(left, entries);
+            push(right, entries);
+        }
+    }
+    let mut entries = Vec::new();
+    let mut group: Vec<&Record> = Vec::new();
+    let mut bytes = 0;
+    for event in events {
+        let fits = fits_frame(&event.data);
+        let full = group.len() == per_frame || bytes + event.data.len() >= MAX_RECORD_BYTES;
+        // In stream order: the frame so far goes before an event that cannot join it.
+        if !group.is_empty() && (full || !fits) {
+            push(&group, &mut entries);
+            group.clear();
+            bytes = 0;
+        }
+        if !fits {
+            entries.push(entry(event.data.clone(), &event.partition_key));
+            continue;
+        }
+        group.push(event);
+        bytes += event.data.len() + 1;
+    }
+    if !group.is_empty() {
+        push(&group, &mut entries);
+    }
     entries
 }
 

@@ -1,20 +1,26 @@
-//! Kinesis records into batches: shard grouping, sequence numbers, and KPL de-aggregation.
+//! Kinesis records into batches: shard grouping, sequence numbers, KPL de-aggregation and gzip
+//! frames.
 //!
 //! The Lambda's event and the shard poller's GetRecords answers both end up here, so both
 //! deployment modes build the same batches from the same bytes.
 
 mod event;
+mod gzip;
 mod kpl;
 
 pub use event::{EventRecord, KinesisData, KinesisEvent};
+pub use gzip::{
+    GzipError, MAX_EXPANDED_BYTES, MAX_EXPANSION, compress, expand, fits_frame, is_gzip,
+};
 pub use kpl::{KplError, UserRecord, aggregate, deaggregate, is_aggregate};
 
 use crate::source::failure::{ErrorType, Failure};
 use crate::source::record::{Batch, Record, Timestamp};
 use crate::source::sequence::{InvalidSequenceNumber, Position};
 
-/// Appends the record's user records to `out`: itself, or, for a KPL aggregate, each user
-/// record with its sub-sequence number. A broken aggregate is kept whole, marked undecodable.
+/// Appends the record's events to `out`: itself; or each user record of a KPL aggregate, or
+/// each line of a gzip frame, with its sub-sequence number. A broken aggregate or frame is kept
+/// whole, marked undecodable.
 pub fn push_records(
     data: Vec<u8>,
     partition_key: String,
@@ -22,6 +28,9 @@ pub fn push_records(
     arrival: Timestamp,
     out: &mut Vec<Record>,
 ) {
+    if is_gzip(&data) {
+        return push_gzip_frame(data, partition_key, position, arrival, out);
+    }
     if !is_aggregate(&data) {
         out.push(Record::new(data, partition_key, position, arrival));
         return;
@@ -38,6 +47,35 @@ pub fn push_records(
                 );
                 record.aggregate_key = Some(aggregate_key.clone());
                 out.push(record);
+            }
+        }
+        Err(error) => {
+            let why = Failure::new(ErrorType::InvalidRecord, error.code(), error.to_string());
+            out.push(Record::undecodable(
+                data,
+                partition_key,
+                position,
+                arrival,
+                why,
+            ));
+        }
+    }
+}
+
+/// A gzip frame's lines as records numbered like a KPL aggregate's user records, each with the
+/// frame's partition key, so exactly-once and lineage treat both alike.
+fn push_gzip_frame(
+    data: Vec<u8>,
+    partition_key: String,
+    position: Position,
+    arrival: Timestamp,
+    out: &mut Vec<Record>,
+) {
+    match expand(&data) {
+        Ok(events) => {
+            for (sub, event) in (0u32..).zip(events) {
+                let position = position.clone().with_sub(sub);
+                out.push(Record::new(event, partition_key.clone(), position, arrival));
             }
         }
         Err(error) => {
@@ -184,6 +222,38 @@ mod tests {
             Position::parse("42").unwrap().with_sub(1)
         );
         assert_eq!(records[2].position, Position::parse("43").unwrap());
+    }
+
+    #[test]
+    fn expands_gzip_frames_into_numbered_events() {
+        let frame = compress([&b"{\"a\":1}"[..], b"{\"a\":2}"]);
+        // 8 MiB of spaces compress a thousand times: past the expansion limit.
+        let bomb = compress([&vec![b' '; 8 << 20][..]]);
+        let batches = batches_from_event(event(&[
+            ("shardId-0", "42", &frame),
+            ("shardId-0", "43", &bomb),
+            ("shardId-0", "44", &frame[..frame.len() - 3]),
+        ]))
+        .unwrap();
+        let records = &batches[0].records;
+        assert_eq!(records.len(), 4);
+        assert_eq!(records[1].data, b"{\"a\":2}");
+        assert_eq!(records[1].partition_key, "pk");
+        assert_eq!(
+            records[1].position,
+            Position::parse("42").unwrap().with_sub(1)
+        );
+        // Kept whole, compressed, for the failed location.
+        assert_eq!(records[2].data, bomb);
+        assert_eq!(
+            records[2].undecodable.as_ref().unwrap().code,
+            "gzip_too_large"
+        );
+        assert_eq!(
+            records[3].undecodable.as_ref().unwrap().code,
+            "gzip_corrupt"
+        );
+        assert_eq!(records[3].position, Position::parse("44").unwrap());
     }
 
     #[test]
