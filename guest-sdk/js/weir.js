@@ -124,7 +124,9 @@ function refuseLoneSurrogates(value) {
     if (typeof item === "string") {
       if (!wellFormed(item)) throw new SyntaxError("lone surrogate in \\u escape");
     } else if (isContainer(item)) {
-      strings.push(...(Array.isArray(item) ? item : Object.entries(item).flat()));
+      // One at a time: spreading a long array into arguments would overflow.
+      const inner = Array.isArray(item) ? item : Object.entries(item).flat();
+      for (let i = 0; i < inner.length; i++) strings.push(inner[i]);
     }
   }
 }
