@@ -28,58 +28,40 @@ pub fn push_records(
     arrival: Timestamp,
     out: &mut Vec<Record>,
 ) {
-    if is_gzip(&data) {
-        return push_gzip_frame(data, partition_key, position, arrival, out);
-    }
-    if !is_aggregate(&data) {
+    // Packed events and their own partition keys (a gzip frame's lines share the record's).
+    let broken = |code, message| Failure::new(ErrorType::InvalidRecord, code, message);
+    let unpacked: Result<Vec<(Vec<u8>, String)>, Failure> = if is_gzip(&data) {
+        expand(&data)
+            .map(|events| {
+                events
+                    .into_iter()
+                    .map(|e| (e, partition_key.clone()))
+                    .collect()
+            })
+            .map_err(|e| broken(e.code(), e.to_string()))
+    } else if is_aggregate(&data) {
+        deaggregate(&data)
+            .map(|users| {
+                users
+                    .into_iter()
+                    .map(|u| (u.data, u.partition_key))
+                    .collect()
+            })
+            .map_err(|e| broken(e.code(), e.to_string()))
+    } else {
         out.push(Record::new(data, partition_key, position, arrival));
         return;
-    }
-    match deaggregate(&data) {
-        Ok(users) => {
-            let aggregate_key: Box<str> = partition_key.into();
-            for (sub, user) in (0u32..).zip(users) {
-                let mut record = Record::new(
-                    user.data,
-                    user.partition_key,
-                    position.clone().with_sub(sub),
-                    arrival,
-                );
-                record.aggregate_key = Some(aggregate_key.clone());
+    };
+    match unpacked {
+        Ok(events) => {
+            let kinesis_key: Box<str> = partition_key.into();
+            for (sub, (event, key)) in (0u32..).zip(events) {
+                let mut record = Record::new(event, key, position.clone().with_sub(sub), arrival);
+                record.aggregate_key = Some(kinesis_key.clone());
                 out.push(record);
             }
         }
-        Err(error) => {
-            let why = Failure::new(ErrorType::InvalidRecord, error.code(), error.to_string());
-            out.push(Record::undecodable(
-                data,
-                partition_key,
-                position,
-                arrival,
-                why,
-            ));
-        }
-    }
-}
-
-/// A gzip frame's lines as records numbered like a KPL aggregate's user records, each with the
-/// frame's partition key, so exactly-once and lineage treat both alike.
-fn push_gzip_frame(
-    data: Vec<u8>,
-    partition_key: String,
-    position: Position,
-    arrival: Timestamp,
-    out: &mut Vec<Record>,
-) {
-    match expand(&data) {
-        Ok(events) => {
-            for (sub, event) in (0u32..).zip(events) {
-                let position = position.clone().with_sub(sub);
-                out.push(Record::new(event, partition_key.clone(), position, arrival));
-            }
-        }
-        Err(error) => {
-            let why = Failure::new(ErrorType::InvalidRecord, error.code(), error.to_string());
+        Err(why) => {
             out.push(Record::undecodable(
                 data,
                 partition_key,
