@@ -200,10 +200,9 @@ pub async fn pipeline(
 }
 
 /// Opens the exactly-once ledger at `location`.
-pub async fn ledger(location: &str, parallelization: u32) -> Result<Arc<Ledger>, StartError> {
+pub async fn ledger(location: &str, parallelization: u32) -> Result<Ledger, StartError> {
     Ledger::open(location, parallelization)
         .await
-        .map(Arc::new)
         .map_err(|source| StartError::Ledger {
             location: location.to_owned(),
             source,
@@ -226,7 +225,10 @@ pub async fn lambda_handler(config: &Config) -> Result<Handler, StartError> {
     .await?;
     let mut pipeline = pipeline(&config.lake, &config.failed, config.pipeline).await?;
     if let Some(location) = &config.ledger {
-        pipeline.ledger = Some(ledger(location, config.parallelization).await?);
+        // The mapping redelivers what it was not told is stored, so an answer may go out
+        // before the commit: it rides on the shard's next open (one ledger PUT per batch).
+        let ledger = ledger(location, config.parallelization).await?;
+        pipeline.ledger = Some(Arc::new(ledger.deferring_commits()));
     }
     if let Some(uri) = &config.catalog {
         pipeline.catalog = Some(catalog(uri, &config.lake).await?);

@@ -2,20 +2,23 @@
 //!
 //! ```text
 //! read the ledger (cached) ∥ transform + encode the batch
+//!   -> settle open cuts the batch overlaps or has passed (single lane: all objects stored?)
 //!   -> skip records a committed cut holds; abandon overlapped attempts
-//!   -> open the cut (conditional PUT) -> delete abandoned objects -> write the cut's objects
-//!   -> commit the cut (conditional PUT) -> report
+//!   -> open the cut, committing finished ones (conditional PUT) -> delete abandoned objects
+//!   -> write the cut's objects -> commit the cut (conditional PUT), or defer it to the next
+//!      open -> report
 //! ```
 //!
 //! A cut is committed whole or not at all: if anything fails, the report names the cut's first
 //! record, so the event source mapping retries from there, and the retry (however it is cut)
-//! finds this cut open and replaces it.
+//! finds this cut open, with an object missing, and replaces it.
 
-use crate::batch::ledger::state::{ObjectRef, OpenCut, Span};
+use crate::batch::ledger::state::{ObjectRef, OpenCut, ShardState, Span};
 use crate::batch::ledger::{Ledger, LedgerError, Snapshot};
 use crate::batch::pipeline::{BatchReport, Pipeline, Prepared};
 use crate::lake::object::Destination;
 use crate::source::record::{Batch, Record, source_label};
+use crate::source::sequence::Position;
 use crate::transform::WasmTransform;
 use std::sync::Arc;
 use std::time::Instant;
@@ -55,8 +58,30 @@ impl Pipeline {
         // The prepared objects, and which records were skipped when they were prepared.
         let mut prepared = Some((prepared, vec![false; records]));
         let mut attempt = 0;
+        let highest = batch
+            .records
+            .iter()
+            .map(|r| r.position.clone())
+            .max()
+            .expect("the batch has a lowest record");
         let (cut, kept, prepared) = loop {
-            let plan = snapshot.state.plan(&batch.records);
+            match self.settle(ledger, &shard, &snapshot.state, &highest).await {
+                Ok(made) => requests += made,
+                Err(error) => return unstored(records, lowest, &error, requests),
+            }
+            // Finished cuts are committed by this batch's open; incomplete ones it has passed
+            // are dropped.
+            let finished = ledger.finished(&shard);
+            let mut working = snapshot.state.clone();
+            for span in &finished {
+                working.commit(span);
+            }
+            for span in ledger.incomplete_below(&shard, &lowest) {
+                if working.drop_open(&span) {
+                    tracing::warn!(shard, first = %span.first, last = %span.last, "the mapping moved past an open cut with an object missing (it gave the records up, or they were compacted since): dropping it from the ledger");
+                }
+            }
+            let plan = working.plan(&batch.records);
             let kept: Vec<&Record> = batch
                 .records
                 .iter()
@@ -106,12 +131,13 @@ impl Pipeline {
                 garbage: Vec::new(),
                 advances: false,
             };
-            let mut next = snapshot.state.clone();
+            let mut next = working;
             next.open_cut(cut, &plan.abandoned);
             let cut = next.open.last().expect("open_cut pushes the cut").clone();
             requests += 1;
             match ledger.write(&shard, &snapshot, next).await {
                 Ok(written) => {
+                    ledger.forget_finished(&shard, &finished);
                     snapshot = written;
                     break (cut, kept.len(), ready);
                 }
@@ -137,7 +163,9 @@ impl Pipeline {
         report.deduplicated = records - kept;
         report.abandoned_objects = deleted;
         report.ledger_fallback = fallback;
-        if report.unstored.is_none() {
+        if report.unstored.is_none() && ledger.defers_commits() {
+            ledger.note_finished(&shard, cut.span.clone());
+        } else if report.unstored.is_none() {
             match self.commit(ledger, &shard, snapshot, &cut.span).await {
                 Ok(made) => requests += made,
                 Err((made, error)) => {
@@ -178,14 +206,65 @@ impl Pipeline {
         .expect("the CPU stages do not panic")
     }
 
+    /// Checks the single-lane open cuts a batch reaching up to `highest` overlaps or has
+    /// passed, once each per process: a cut whose objects are all stored is finished (its
+    /// answer went out, its commit deferred or lost; or its last write failed after storing),
+    /// and is committed with the next open; one with an object missing is incomplete: a batch
+    /// that overlaps it abandons it, one above it drops it. Returns the requests made (one
+    /// HEAD per object).
+    async fn settle(
+        &self,
+        ledger: &Ledger,
+        shard: &str,
+        state: &ShardState,
+        highest: &Position,
+    ) -> Result<usize, String> {
+        ledger.prune_incomplete(shard, state);
+        let mut requests = 0;
+        for cut in state.unsettled(highest) {
+            if ledger.checked(shard, &cut.span) {
+                continue;
+            }
+            requests += cut.objects.len();
+            if self.all_stored(&cut.objects).await? {
+                tracing::info!(shard, first = %cut.span.first, last = %cut.span.last, "an open cut's objects are all stored: committing it");
+                ledger.note_finished(shard, cut.span.clone());
+            } else {
+                ledger.note_incomplete(shard, cut.span.clone());
+            }
+        }
+        Ok(requests)
+    }
+
+    /// Whether every one of `objects` is stored (HEADs, at once).
+    async fn all_stored(&self, objects: &[ObjectRef]) -> Result<bool, String> {
+        let mut heads = tokio::task::JoinSet::new();
+        for object in objects {
+            let store = Arc::clone(self.store_of(object.destination));
+            let key = object.key.clone();
+            heads.spawn(async move { store.exists(&key).await.map_err(|e| format!("{key}: {e}")) });
+        }
+        let mut all = true;
+        while let Some(done) = heads.join_next().await {
+            all &= done
+                .expect("HEADs do not panic")
+                .map_err(|e| format!("cannot check an open cut's objects: {e}"))?;
+        }
+        Ok(all)
+    }
+
+    fn store_of(&self, destination: Destination) -> &Arc<crate::storage::Store> {
+        match destination {
+            Destination::Lake => &self.lake,
+            Destination::Failed => &self.failed,
+        }
+    }
+
     /// Removes the objects of abandoned attempts (a missing one is fine: delete is idempotent).
     async fn delete_abandoned(&self, garbage: &[ObjectRef]) -> Result<usize, String> {
         let mut deletes = tokio::task::JoinSet::new();
         for object in garbage {
-            let store = Arc::clone(match object.destination {
-                Destination::Lake => &self.lake,
-                Destination::Failed => &self.failed,
-            });
+            let store = Arc::clone(self.store_of(object.destination));
             let key = object.key.clone();
             deletes
                 .spawn(async move { store.delete(&key).await.map_err(|e| format!("{key}: {e}")) });

@@ -29,10 +29,14 @@ pub(super) struct RunArgs {
     /// The failed location: a directory or s3://bucket/prefix.
     #[arg(long)]
     failed: String,
-    /// Records per batch at most (a batch is also capped at 6 MB, like a Lambda payload). The
-    /// default is the largest batch a Lambda receives: fewer, larger objects.
-    #[arg(long, default_value_t = crate::source::MAX_BATCH_RECORDS as u32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    /// Records per batch at most. The default is the largest batch a Lambda receives: fewer,
+    /// larger objects. Above it a batch is larger than any invocation's (the cost model replays
+    /// invocations of gzip frames, which expand past 10,000 records, that way).
+    #[arg(long, default_value_t = crate::source::MAX_BATCH_RECORDS as u32, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     batch_size: u32,
+    /// Record bytes per batch at most: by default 6 MiB, like a Lambda payload.
+    #[arg(long, default_value_t = crate::source::MAX_BATCH_BYTES as u64, value_parser = clap::value_parser!(u64).range(1..=(1 << 30)))]
+    batch_bytes: u64,
     /// On stdin, close a batch when no line has arrived for this many milliseconds.
     #[arg(long, default_value_t = 200)]
     batch_window_ms: u64,
@@ -145,8 +149,8 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let handler = Handler::new(pipeline, Arc::new(transform), args.metrics);
     let limits = BatchLimits {
         max_records: args.batch_size as usize,
+        max_bytes: args.batch_bytes as usize,
         window: Duration::from_millis(args.batch_window_ms),
-        ..BatchLimits::default()
     };
     let checkpoint_store = match &args.checkpoint {
         Some(location) => {
@@ -199,9 +203,11 @@ pub(super) async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 // A durable checkpoint location also holds the stream's exactly-once ledger.
                 let handler = match &args.checkpoint {
                     Some(location) => {
-                        let ledger =
+                        // Commits not deferred: the poller's checkpoint follows them.
+                        let ledger = Arc::new(
                             crate::app::ledger(&Checkpoints::ledger_location(location, stream), 1)
-                                .await?;
+                                .await?,
+                        );
                         checkpoints = checkpoints.with_ledger(Arc::clone(&ledger));
                         handler.with_ledger(ledger)
                     }

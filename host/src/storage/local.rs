@@ -62,6 +62,16 @@ impl LocalStore {
         }
     }
 
+    /// Whether a file is stored at `key`.
+    pub fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        let path = self.path_of(key)?;
+        match std::fs::metadata(&path) {
+            Ok(meta) => Ok(meta.is_file()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(source) => Err(StoreError::Io { path, source }),
+        }
+    }
+
     /// Every object key under `prefix` (hidden temporary files excluded), sorted.
     pub fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         Ok(self

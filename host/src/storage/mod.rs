@@ -117,6 +117,16 @@ impl Store {
         }
     }
 
+    /// Whether an object is stored at `key` (a HEAD on S3). `discard:` holds everything it
+    /// accepted, so it answers yes.
+    pub async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        match self {
+            Self::Local(store) => store.exists(key),
+            Self::S3(store) => store.exists(key).await,
+            Self::Discard => Ok(true),
+        }
+    }
+
     /// Every key under `prefix`, sorted (for reading a failed location back).
     pub async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         match self {

@@ -170,6 +170,23 @@ impl S3Store {
         Ok(Some(body.into_bytes().to_vec()))
     }
 
+    /// Whether S3 holds an object at `key` (a HEAD: no bytes read).
+    pub async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        let full = format!("{}{key}", self.prefix);
+        let answer = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(&full)
+            .send()
+            .await;
+        match answer {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
+            Err(e) => Err(self.error(&full, crate::aws::describe(&e))),
+        }
+    }
+
     /// Copies the object at `from` to `to` inside the bucket, server-side (no bytes through
     /// the host), keeping its content type and encoding.
     pub async fn copy(&self, from: &str, to: &str) -> Result<(), StoreError> {

@@ -9,13 +9,18 @@
 //! The design and its proof sketch are in `docs/exactly-once.md`.
 //!
 //! Documents are cached per process with their version tag, so a warm function reads nothing
-//! before its batch: two conditional PUTs per batch (open and commit), plus one GET after a cold
-//! start or when another process wrote the document in between.
+//! before its batch, plus one GET after a cold start or when another process wrote the
+//! document in between. A poller makes two conditional PUTs per batch (open and commit). The
+//! Lambda on a single-lane mapping makes one: it answers once the objects are stored and folds
+//! the commit into the shard's next open ([`Ledger::deferring_commits`]); a process that finds
+//! a cut open that its batch overlaps or has passed checks the cut's objects (HEADs), and
+//! commits it if they are all stored.
 
 pub mod state;
 
+use crate::source::sequence::Position;
 use crate::storage::{VersionedError, VersionedStore};
-use state::{ShardState, StateError};
+use state::{ShardState, Span, StateError};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -24,7 +29,13 @@ use std::sync::Mutex;
 pub struct Ledger {
     documents: VersionedStore,
     multi_lane: bool,
+    defer_commits: bool,
     cache: Mutex<HashMap<String, Snapshot>>,
+    /// Per shard: open cuts this process knows are finished (its own, answered with the commit
+    /// deferred, or checked), to commit with the shard's next open.
+    finished: Mutex<HashMap<String, Vec<Span>>>,
+    /// Per shard: open cuts this process found an object of missing, so it checks them once.
+    incomplete: Mutex<HashMap<String, Vec<Span>>>,
 }
 
 /// A shard's document as last read or written, with its version tag (None: no document yet).
@@ -64,13 +75,77 @@ impl Ledger {
         Ok(Self {
             documents: VersionedStore::open(location).await?,
             multi_lane: parallelization > 1,
+            defer_commits: false,
             cache: Mutex::new(HashMap::new()),
+            finished: Mutex::new(HashMap::new()),
+            incomplete: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// This ledger, answering each batch once its objects are stored and committing its cut
+    /// with the shard's next open: one conditional PUT per batch instead of two. Only on a
+    /// single-lane mapping (ignored otherwise), where every later batch of the shard holds the
+    /// cut's records or lies above them, so it settles the cut (see [`state::ShardState::unsettled`]).
+    pub fn deferring_commits(mut self) -> Self {
+        self.defer_commits = !self.multi_lane;
+        self
     }
 
     /// Whether batches may hold interleaved subsets of a shard (`ParallelizationFactor` > 1).
     pub fn multi_lane(&self) -> bool {
         self.multi_lane
+    }
+
+    /// Whether a cut's commit waits for the shard's next open ([`Ledger::deferring_commits`]).
+    pub fn defers_commits(&self) -> bool {
+        self.defer_commits
+    }
+
+    /// Notes that the open cut `span` is finished: every object stored.
+    pub fn note_finished(&self, shard: &str, span: Span) {
+        note(&self.finished, shard, span);
+    }
+
+    /// The open cuts of `shard` known to be finished, lowest first.
+    pub fn finished(&self, shard: &str) -> Vec<Span> {
+        let mut spans = lock(&self.finished).get(shard).cloned().unwrap_or_default();
+        spans.sort_by(|a, b| a.first.cmp(&b.first));
+        spans
+    }
+
+    /// Forgets `spans` once a write of the document committed them.
+    pub fn forget_finished(&self, shard: &str, spans: &[Span]) {
+        if let Some(known) = lock(&self.finished).get_mut(shard) {
+            known.retain(|span| !spans.contains(span));
+        }
+    }
+
+    /// Notes that an object of the open cut `span` was missing when checked.
+    pub fn note_incomplete(&self, shard: &str, span: Span) {
+        note(&self.incomplete, shard, span);
+    }
+
+    /// Forgets the incomplete cuts that `state` no longer holds open (abandoned since).
+    pub fn prune_incomplete(&self, shard: &str, state: &ShardState) {
+        if let Some(spans) = lock(&self.incomplete).get_mut(shard) {
+            spans.retain(|span| state.open.iter().any(|cut| cut.span == *span));
+        }
+    }
+
+    /// The open cuts of `shard` found with an object missing that lie wholly below `lowest`.
+    pub fn incomplete_below(&self, shard: &str, lowest: &Position) -> Vec<Span> {
+        let known = lock(&self.incomplete);
+        let spans = known.get(shard).into_iter().flatten();
+        spans.filter(|span| span.last < *lowest).cloned().collect()
+    }
+
+    /// Whether the open cut `span` was checked already: finished or incomplete.
+    pub fn checked(&self, shard: &str, span: &Span) -> bool {
+        [&self.finished, &self.incomplete].iter().any(|known| {
+            lock(known)
+                .get(shard)
+                .is_some_and(|spans| spans.contains(span))
+        })
     }
 
     fn key(shard: &str) -> String {
@@ -164,8 +239,18 @@ impl Ledger {
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, Snapshot>> {
-        self.cache
-            .lock()
-            .expect("the ledger cache is never poisoned")
+        lock(&self.cache)
     }
+}
+
+fn note(known: &Mutex<HashMap<String, Vec<Span>>>, shard: &str, span: Span) {
+    let mut known = lock(known);
+    let spans = known.entry(shard.to_owned()).or_default();
+    if !spans.contains(&span) {
+        spans.push(span);
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().expect("the ledger's maps are never poisoned")
 }

@@ -223,6 +223,19 @@ impl ShardState {
         Plan { stored, abandoned }
     }
 
+    /// The single-lane open cuts that a batch reaching up to `highest` overlaps or has passed.
+    /// The mapping delivers such a batch only after it was answered for the cut (a commit
+    /// deferred, or lost with its process), after a failed attempt (a retry) or after giving
+    /// the cut's records up: the cut's objects tell which, all stored or not. Cuts that keep
+    /// lanes are never settled so: they are only abandoned.
+    pub fn unsettled<'a>(&'a self, highest: &'a Position) -> impl Iterator<Item = &'a OpenCut> {
+        // A single-lane batch holds every record of its range, so a cut starting at or below
+        // its highest record either shares a record with it or lies wholly below it.
+        self.open
+            .iter()
+            .filter(move |cut| cut.span.lanes.is_none() && cut.span.first <= *highest)
+    }
+
     /// Opens `cut`, replacing the `abandoned` attempts: their objects that the cut does not
     /// write again become its garbage.
     pub fn open_cut(&mut self, mut cut: OpenCut, abandoned: &[usize]) {
@@ -240,6 +253,15 @@ impl ShardState {
         garbage.retain(|g| cut.objects.binary_search(g).is_err());
         cut.garbage = garbage;
         self.open.push(cut);
+    }
+
+    /// Drops the open cut with this span without committing it, so it no longer holds the
+    /// watermark back: a single-lane mapping moved past it with an object missing (it gave
+    /// the records up, or compaction merged the objects since). False if no such cut is open.
+    pub fn drop_open(&mut self, span: &Span) -> bool {
+        let before = self.open.len();
+        self.open.retain(|cut| cut.span != *span);
+        self.open.len() < before
     }
 
     /// Commits the open cut with this span: its records are stored. False if no such cut is
@@ -461,6 +483,34 @@ mod tests {
             state.plan(&records(2..=5)).stored,
             [false, false, true, true]
         );
+    }
+
+    #[test]
+    fn a_batch_settles_the_single_lane_cuts_it_overlaps_or_has_passed() {
+        let mut state = ShardState::new("s");
+        state.open_cut(cut(&records(1..=3), false, &["a"]), &[]);
+        state.open_cut(cut(&records(10..=12), false, &["b"]), &[]);
+        let lanes: Vec<Record> = [4, 6].iter().map(|&n| record(n, "a")).collect();
+        state.open_cut(cut(&lanes, true, &["c"]), &[]);
+        let firsts = |highest: u64| -> Vec<Position> {
+            state
+                .unsettled(&Position::from_index(highest))
+                .map(|cut| cut.span.first.clone())
+                .collect()
+        };
+        assert!(firsts(0).is_empty(), "every cut lies above the batch");
+        assert_eq!(firsts(5), [Position::from_index(1)]);
+        assert_eq!(
+            firsts(10),
+            [Position::from_index(1), Position::from_index(10)]
+        );
+        // Dropping the lowest lets the next commit move the watermark.
+        let lowest = state.open[0].span.clone();
+        assert!(state.drop_open(&lowest));
+        assert!(!state.drop_open(&lowest));
+        let middle = state.open[0].span.clone();
+        assert!(state.commit(&middle));
+        assert_eq!(state.stored, Some(Position::from_index(12)));
     }
 
     #[test]
