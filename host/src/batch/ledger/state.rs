@@ -490,19 +490,27 @@ mod tests {
         let mut state = ShardState::new("s");
         state.open_cut(cut(&records(1..=3), false, &["a"]), &[]);
         state.open_cut(cut(&records(10..=12), false, &["b"]), &[]);
-        let lanes: Vec<Record> = [4, 6].iter().map(|&n| record(n, "a")).collect();
-        state.open_cut(cut(&lanes, true, &["c"]), &[]);
-        let firsts = |highest: u64| -> Vec<Position> {
+        let firsts = |state: &ShardState, highest: u64| -> Vec<Position> {
             state
                 .unsettled(&Position::from_index(highest))
                 .map(|cut| cut.span.first.clone())
                 .collect()
         };
-        assert!(firsts(0).is_empty(), "every cut lies above the batch");
-        assert_eq!(firsts(5), [Position::from_index(1)]);
+        assert!(
+            firsts(&state, 0).is_empty(),
+            "every cut lies above the batch"
+        );
+        assert_eq!(firsts(&state, 5), [Position::from_index(1)]);
         assert_eq!(
-            firsts(10),
+            firsts(&state, 10),
             [Position::from_index(1), Position::from_index(10)]
+        );
+        let mut lanes = ShardState::new("s");
+        let lane: Vec<Record> = [4, 6].iter().map(|&n| record(n, "a")).collect();
+        lanes.open_cut(cut(&lane, true, &["c"]), &[]);
+        assert!(
+            firsts(&lanes, 10).is_empty(),
+            "lanes' cuts are only abandoned"
         );
         // Dropping the lowest lets the next commit move the watermark.
         let lowest = state.open[0].span.clone();
