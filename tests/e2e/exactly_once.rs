@@ -276,6 +276,13 @@ async fn a_restarted_function_commits_an_answered_cut_it_finds_with_every_object
         0.0,
         "{stdout}"
     );
+    let heads = scene
+        .proxy
+        .log()
+        .iter()
+        .filter(|l| l.starts_with("HEAD "))
+        .count();
+    assert!(heads > 0, "the new process checked the cut's objects");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -335,6 +342,8 @@ async fn a_warm_function_adds_one_ledger_request_per_batch_and_one_round_trip_be
     }
     // The first batch reads then opens; every later one only opens.
     assert_eq!(runs[0], 2, "{log:#?}");
+    // And its own open cut is known finished: nothing is checked.
+    assert!(!log.iter().any(|l| l.starts_with("HEAD ")), "{log:#?}");
     assert!(runs[1..].iter().all(|&n| n == 1), "open only: {runs:?}");
     assert_eq!(runs.len(), batches);
 }
