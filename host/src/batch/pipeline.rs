@@ -50,7 +50,7 @@ pub struct BatchReport {
     pub deduplicated: usize,
     /// Objects of abandoned earlier attempts removed before this batch's were written.
     pub abandoned_objects: usize,
-    /// Ledger reads and conditional writes this batch made.
+    /// Ledger reads and conditional writes this batch made, and HEADs of an open cut's objects.
     pub ledger_requests: usize,
     /// Whether the shard's ledger document was unusable, so this batch ran at least once.
     pub ledger_fallback: bool,
